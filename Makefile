@@ -1,0 +1,132 @@
+# HStore - one non-recursive Makefile.
+#
+#   make            build libraries and binaries under build/
+#   make test       unit tests, then bats end-to-end tests (TAP on stdout)
+#   make deps       install missing Debian packages (root) or print the line
+#   make run        build and run the embedded store in the foreground
+#   make bench      run the benchmarks in bench/
+#   make install PREFIX=/usr/local DESTDIR=
+#   make man        regenerate docs/man*/ pages from their scdoc sources
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+B := build
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CPPFLAGS += -D_GNU_SOURCE -DHS_VERSION='"$(VERSION)"' -Ilibcore -Ilibpaxos -Ilibtier
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP -pthread
+
+ROCKSDB_LIBS := -lrocksdb
+CURL_LIBS := -lcurl
+SODIUM_LIBS := -lsodium
+
+# The Debian packages the build and tests need are listed in ./bootstrap
+# (it must run before make exists); `make deps` calls it.
+
+LIBCORE_SRC := $(wildcard libcore/*.c)
+LIBPAXOS_SRC := $(wildcard libpaxos/*.c)
+LIBTIER_SRC := $(wildcard libtier/*.c)
+CMD_SRC := $(wildcard cmd/hs-*.c)
+TOOL_SRC := $(wildcard test/tools/*.c)
+UNIT_SRC := $(wildcard test/unit/t_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+LIBCORE := $(B)/libcore.a
+LIBPAXOS := $(B)/libpaxos.a
+LIBTIER := $(B)/libtier.a
+BINS := $(patsubst cmd/%.c,$(B)/bin/%,$(CMD_SRC))
+TOOLS := $(patsubst test/tools/%.c,$(B)/test/%,$(TOOL_SRC))
+UNITS := $(patsubst test/unit/%.c,$(B)/test/%,$(UNIT_SRC))
+BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+# Which binaries need which outside libraries.  Clients link libcore only.
+LIBS_hs-peer := $(ROCKSDB_LIBS)
+LIBS_hs-serve :=
+LIBS_hs-offload := $(CURL_LIBS) $(SODIUM_LIBS)
+
+.SECONDARY:
+.PHONY: all test unit bats deps run bench install man clean check-deps
+all: $(BINS) $(TOOLS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBCORE): $(call obj,$(LIBCORE_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(LIBPAXOS): $(call obj,$(LIBPAXOS_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(LIBTIER): $(call obj,$(LIBTIER_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/%: $(B)/obj/cmd/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(LIBS_$*) -lm
+
+# Test tools and unit tests may use any part of the project.
+$(B)/test/%: $(B)/obj/test/tools/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ROCKSDB_LIBS) -lm
+$(B)/test/t_%: $(B)/obj/test/unit/t_%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ROCKSDB_LIBS) -lm
+$(B)/bench/%: $(B)/obj/bench/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ROCKSDB_LIBS) -lm
+
+# --- set-up ---------------------------------------------------------------
+deps:
+	@./bootstrap deps
+
+# --- tests ----------------------------------------------------------------
+# TAP on stdout; the exit status is non-zero if any test failed.
+BATS_JOBS ?= 2
+test: all $(UNITS)
+	@./test/run-tests $(B)
+
+unit: $(UNITS)
+	@./test/run-tests $(B) unit
+
+bats: all
+	@./test/run-tests $(B) bats
+
+# --- running --------------------------------------------------------------
+# The embedded store.  Until hs-serve exists (issue 3) this is one hs-peer
+# on the per-user default socket.
+RUN_DATA ?= $${XDG_DATA_HOME:-$$HOME/.local/share}/hs/peer0
+RUN_SOCK ?= $${XDG_RUNTIME_DIR:-/tmp}/hs-peer-$$(id -u).sock
+run: all
+	$(B)/bin/hs-peer --data "$(RUN_DATA)" --listen "unix:$(RUN_SOCK)" -v
+
+bench: all $(BENCHES)
+	./bench/run $(B)
+
+# --- docs -----------------------------------------------------------------
+MAN_SRC := $(wildcard docs/man*/*.scd)
+man: $(MAN_SRC:.scd=)
+docs/%: docs/%.scd
+	scdoc < $< > $@
+
+# --- install --------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(wildcard docs/man1/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(if $(wildcard docs/man7/*.7),install -m 644 $(wildcard docs/man7/*.7) $(DESTDIR)$(PREFIX)/share/man/man7/)
+	for f in completions/hs-*; do \
+		install -m 644 $$f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; done
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

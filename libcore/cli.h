@@ -1,0 +1,71 @@
+/*
+ * cli.h - what every HStore binary does the same way on its command line.
+ *
+ * Each binary keeps its own getopt_long table (its flags are its contract,
+ * CLI.md) and passes unknown options here.  The common flags are:
+ *   -a/--addr ADDR (HS_ADDR), --config FILE (HS_CONFIG), -X KEY=VAL,
+ *   -t/--timeout DUR (HS_TIMEOUT), -v, -q (HS_LOG), -h/--help, -V/--version.
+ * HS_CLI_LONGOPTS expands to their struct option entries; HS_CLI_SHORTOPTS
+ * is their short-option string.  Nothing here calls exit(): a function that
+ * wants the process to end returns the exit status and cmd/ exits.
+ */
+#ifndef HS_CLI_H
+#define HS_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum { HS_OPT_CONFIG = 0x1000, HS_OPT_FIRST_PRIVATE = 0x1100 };
+
+#define HS_CLI_SHORTOPTS "a:t:X:vqhV"
+#define HS_CLI_LONGOPTS                                          \
+	{ "addr", required_argument, NULL, 'a' },                \
+	{ "timeout", required_argument, NULL, 't' },             \
+	{ "config", required_argument, NULL, HS_OPT_CONFIG },    \
+	{ "verbose", no_argument, NULL, 'v' },                   \
+	{ "quiet", no_argument, NULL, 'q' },                     \
+	{ "help", no_argument, NULL, 'h' },                      \
+	{ "version", no_argument, NULL, 'V' }
+
+struct hs_cli {
+	const char *prog;      /* basename of argv[0]; borrowed */
+	const char *usage;     /* one-paragraph usage; static text */
+	const char *help;      /* full --help text; static text */
+	const char *addr;      /* -a or HS_ADDR or NULL; borrowed from argv/env */
+	const char *config_path; /* --config or HS_CONFIG or NULL */
+	uint64_t timeout_ms;   /* -t or HS_TIMEOUT, default 5000 */
+	int verbosity;         /* +1 per -v, -1 per -q */
+	struct hs_config config; /* owned; filled by hs_cli_finish() */
+	const char *overrides[64]; /* -X values, borrowed from argv */
+	int noverrides;
+};
+
+/* Start: name the program, set up logging at default level def, read the
+ * HS_* environment defaults.  usage and help are borrowed for good. */
+void hs_cli_init(struct hs_cli *c, const char *argv0, int def_level,
+		 const char *usage, const char *help);
+
+/* Handle one common option from getopt_long.  Returns -1 if opt is not a
+ * common option, 0 if handled and the program goes on, or an exit status
+ * (0 after --help/--version, 64 on a bad value, with the message printed)
+ * in *status when the program must stop: then the return value is 1. */
+int hs_cli_option(struct hs_cli *c, int opt, const char *arg, int *status);
+
+/* After option parsing: apply -v/-q, load the config file and -X overrides.
+ * Returns 0 or an exit status (78 bad config, 64 bad -X) after printing why. */
+int hs_cli_finish(struct hs_cli *c);
+
+/* Print "prog: message" and the short usage to stderr; returns 64 (EX_USAGE). */
+int hs_cli_usage_error(struct hs_cli *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Print "prog: message" to stderr (no log prefix: this is for users of
+ * clients).  Returns status, so callers can `return hs_cli_fail(...)`. */
+int hs_cli_fail(struct hs_cli *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+void hs_cli_free(struct hs_cli *c);
+
+#endif

@@ -1,0 +1,622 @@
+/*
+ * proto.c - encoders and decoders of the message bodies specified in
+ * proto.h.
+ *
+ * Decoders read through struct hs_rd, which turns any underflow into
+ * -HS_EPROTO, and finish with done(), which also refuses leftover bytes: a
+ * body of the wrong size means the two sides disagree about the format, and
+ * silently ignoring the excess would hide that.  List decoders walk the
+ * whole list once before returning so a count that the body cannot hold is
+ * refused up front, and the _next() functions need no checks.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "err.h"
+#include "frame.h"
+#include "proto.h"
+#include "wire.h"
+
+static int done(struct hs_rd *r)
+{
+	if (r->err)
+		return r->err;
+	return hs_rd_left(r) ? -HS_EPROTO : 0;
+}
+
+/* ---- fixed-layout messages ---------------------------------------------- */
+
+void hs_msg_hello_enc(struct hs_buf *b, uint64_t id, const struct hs_hello *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_HELLO, 0, id);
+
+	hs_w16(b, m->version);
+	hs_w8(b, m->role);
+	hs_w8(b, 0);
+	hs_w64(b, m->cluster_id);
+	hs_w32(b, m->max_frame);
+	hs_w32(b, m->node_id);
+	hs_w16(b, m->auth_len);
+	hs_wbytes(b, m->auth, m->auth_len);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_hello_dec(const uint8_t *body, size_t len, struct hs_hello *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->version = hs_r16(&r);
+	m->role = hs_r8(&r);
+	hs_r8(&r);
+	m->cluster_id = hs_r64(&r);
+	m->max_frame = hs_r32(&r);
+	m->node_id = hs_r32(&r);
+	m->auth_len = hs_r16(&r);
+	m->auth = hs_rd_take(&r, m->auth_len);
+	/* Trailing bytes are allowed: a later version may extend HELLO, and
+	 * the version check must still get to see its version. */
+	return r.err;
+}
+
+void hs_msg_result_enc(struct hs_buf *b, uint64_t id, const struct hs_result *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_RESULT, 0, id);
+
+	hs_w32(b, (uint32_t)m->status);
+	hs_w16(b, m->msg_len);
+	hs_wbytes(b, m->msg, m->msg_len);
+	hs_frame_end(b, f);
+}
+
+void hs_msg_result_encf(struct hs_buf *b, uint64_t id, int32_t status, const char *fmt, ...)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_RESULT, 0, id), at;
+	va_list ap;
+	int n;
+
+	hs_w32(b, (uint32_t)status);
+	at = b->len;
+	hs_w16(b, 0);
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > UINT16_MAX)
+		n = UINT16_MAX;
+	/* vsnprintf writes a NUL after the text: reserve it, then drop it. */
+	hs_buf_reserve(b, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	hs_put16(b->data + at, (uint16_t)n);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_result_dec(const uint8_t *body, size_t len, struct hs_result *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->status = (int32_t)hs_r32(&r);
+	m->msg_len = hs_r16(&r);
+	m->msg = (const char *)hs_rd_take(&r, m->msg_len);
+	return done(&r);
+}
+
+void hs_msg_seal_enc(struct hs_buf *b, uint64_t id, const struct hs_seal *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_SEAL, 0, id);
+
+	hs_w64(b, m->log);
+	hs_w32(b, m->epoch);
+	hs_w8(b, m->soft);
+	hs_w32(b, m->lce);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_seal_dec(const uint8_t *body, size_t len, struct hs_seal *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->log = hs_r64(&r);
+	m->epoch = hs_r32(&r);
+	m->soft = hs_r8(&r);
+	m->lce = hs_r32(&r);
+	if (m->soft > 1)
+		return -HS_EPROTO;
+	return done(&r);
+}
+
+void hs_msg_trim_enc(struct hs_buf *b, uint64_t id, const struct hs_trim *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_TRIM, 0, id);
+
+	hs_w64(b, m->log);
+	hs_w64(b, m->trim);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_trim_dec(const uint8_t *body, size_t len, struct hs_trim *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->log = hs_r64(&r);
+	m->trim = hs_r64(&r);
+	return done(&r);
+}
+
+void hs_msg_getmeta_enc(struct hs_buf *b, uint64_t id, const struct hs_getmeta *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_GETMETA, 0, id);
+
+	hs_w64(b, m->log);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_getmeta_dec(const uint8_t *body, size_t len, struct hs_getmeta *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->log = hs_r64(&r);
+	return done(&r);
+}
+
+void hs_msg_meta_enc(struct hs_buf *b, uint64_t id, const struct hs_meta *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_META, 0, id);
+
+	hs_w32(b, (uint32_t)m->status);
+	hs_w32(b, m->seal);
+	hs_w32(b, m->soft_seal);
+	hs_w32(b, m->lce);
+	hs_w64(b, m->released);
+	hs_w64(b, m->trim);
+	hs_w64(b, m->max_lsn);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_meta_dec(const uint8_t *body, size_t len, struct hs_meta *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->status = (int32_t)hs_r32(&r);
+	m->seal = hs_r32(&r);
+	m->soft_seal = hs_r32(&r);
+	m->lce = hs_r32(&r);
+	m->released = hs_r64(&r);
+	m->trim = hs_r64(&r);
+	m->max_lsn = hs_r64(&r);
+	return done(&r);
+}
+
+void hs_msg_stats_enc(struct hs_buf *b, uint64_t id)
+{
+	hs_frame_end(b, hs_frame_begin(b, HS_MSG_STATS, 0, id));
+}
+
+int hs_msg_stats_dec(const uint8_t *body, size_t len)
+{
+	return len ? -HS_EPROTO : 0;
+}
+
+void hs_msg_statsreply_enc(struct hs_buf *b, uint64_t id, const char *text, size_t len)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_STATSREPLY, 0, id);
+
+	hs_wbytes(b, text, len);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_statsreply_dec(const uint8_t *body, size_t len, struct hs_statsreply *m)
+{
+	m->text = (const char *)body;
+	m->len = len;
+	return 0;
+}
+
+void hs_msg_start_enc(struct hs_buf *b, uint64_t id, const struct hs_start *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_START, 0, id);
+
+	hs_w32(b, m->stream);
+	hs_w64(b, m->log);
+	hs_w64(b, m->from);
+	hs_w64(b, m->until);
+	hs_w32(b, m->win_records);
+	hs_w32(b, m->win_bytes);
+	hs_w32(b, m->flags);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_start_dec(const uint8_t *body, size_t len, struct hs_start *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->stream = hs_r32(&r);
+	m->log = hs_r64(&r);
+	m->from = hs_r64(&r);
+	m->until = hs_r64(&r);
+	m->win_records = hs_r32(&r);
+	m->win_bytes = hs_r32(&r);
+	m->flags = hs_r32(&r);
+	return done(&r);
+}
+
+void hs_msg_gap_enc(struct hs_buf *b, uint64_t id, const struct hs_gap *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_GAP, 0, id);
+
+	hs_w32(b, m->stream);
+	hs_w64(b, m->lo);
+	hs_w64(b, m->hi);
+	hs_w8(b, m->reason);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_gap_dec(const uint8_t *body, size_t len, struct hs_gap *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->stream = hs_r32(&r);
+	m->lo = hs_r64(&r);
+	m->hi = hs_r64(&r);
+	m->reason = hs_r8(&r);
+	if (!r.err && (m->reason < HS_GAP_TRIM || m->reason > HS_GAP_CHECKSUM || m->lo > m->hi))
+		return -HS_EPROTO;
+	return done(&r);
+}
+
+void hs_msg_window_enc(struct hs_buf *b, uint64_t id, const struct hs_window *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_WINDOW, 0, id);
+
+	hs_w32(b, m->stream);
+	hs_w32(b, m->add_records);
+	hs_w32(b, m->add_bytes);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_window_dec(const uint8_t *body, size_t len, struct hs_window *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->stream = hs_r32(&r);
+	m->add_records = hs_r32(&r);
+	m->add_bytes = hs_r32(&r);
+	return done(&r);
+}
+
+void hs_msg_stop_enc(struct hs_buf *b, uint64_t id, const struct hs_stop *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_STOP, 0, id);
+
+	hs_w32(b, m->stream);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_stop_dec(const uint8_t *body, size_t len, struct hs_stop *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->stream = hs_r32(&r);
+	return done(&r);
+}
+
+void hs_msg_end_enc(struct hs_buf *b, uint64_t id, const struct hs_end *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_END, 0, id);
+
+	hs_w32(b, m->stream);
+	hs_w32(b, (uint32_t)m->status);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_end_dec(const uint8_t *body, size_t len, struct hs_end *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->stream = hs_r32(&r);
+	m->status = (int32_t)hs_r32(&r);
+	return done(&r);
+}
+
+/* ---- list writer ------------------------------------------------------- */
+
+static void wr_begin(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint64_t id)
+{
+	w->b = b;
+	w->start = hs_frame_begin(b, type, 0, id);
+	w->count_off = 0;
+	w->run_off = 0;
+	w->n = 0;
+}
+
+/* The count goes where the list starts, after any fixed fields. */
+static void wr_count(struct hs_msg_wr *w)
+{
+	w->count_off = w->b->len;
+	hs_w32(w->b, 0);
+}
+
+size_t hs_msg_wr_size(const struct hs_msg_wr *w)
+{
+	return w->b->len - w->start + 4;
+}
+
+size_t hs_msg_wr_end(struct hs_msg_wr *w)
+{
+	hs_put32(w->b->data + w->count_off, w->n);
+	hs_frame_end(w->b, w->start);
+	return w->b->len - w->start;
+}
+
+void hs_msg_wr_run_close(struct hs_msg_wr *w)
+{
+	size_t len = w->b->len - w->run_off - 4;
+
+	hs_put32(w->b->data + w->run_off, (uint32_t)len);
+}
+
+void hs_msg_store_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_STORE, id);
+	wr_count(w);
+}
+
+void hs_msg_store_run_open(struct hs_msg_wr *w, uint64_t log, uint64_t first_lsn)
+{
+	hs_w64(w->b, log);
+	hs_w64(w->b, first_lsn);
+	w->run_off = w->b->len;
+	hs_w32(w->b, 0);
+	w->n++;
+}
+
+void hs_msg_store_run(struct hs_msg_wr *w, uint64_t log, uint64_t first_lsn, const void *run,
+		      size_t len)
+{
+	hs_msg_store_run_open(w, log, first_lsn);
+	hs_wbytes(w->b, run, len);
+	hs_msg_wr_run_close(w);
+}
+
+void hs_msg_stored_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_STORED, id);
+	wr_count(w);
+}
+
+void hs_msg_stored_add(struct hs_msg_wr *w, int32_t status, uint32_t seal)
+{
+	hs_w32(w->b, (uint32_t)status);
+	hs_w32(w->b, seal);
+	w->n++;
+}
+
+void hs_msg_sealed_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id,
+			 const struct hs_sealed *m)
+{
+	wr_begin(w, b, HS_MSG_SEALED, id);
+	hs_w32(b, (uint32_t)m->status);
+	hs_w32(b, m->seal);
+	hs_w32(b, m->soft_seal);
+	hs_w64(b, m->trim);
+	wr_count(w);
+}
+
+void hs_msg_sealed_add(struct hs_msg_wr *w, uint32_t epoch, uint64_t lng, uint64_t max_lsn)
+{
+	hs_w32(w->b, epoch);
+	hs_w64(w->b, lng);
+	hs_w64(w->b, max_lsn);
+	w->n++;
+}
+
+void hs_msg_release_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_RELEASE, id);
+	wr_count(w);
+}
+
+void hs_msg_release_add(struct hs_msg_wr *w, uint64_t log, uint64_t lsn)
+{
+	hs_w64(w->b, log);
+	hs_w64(w->b, lsn);
+	w->n++;
+}
+
+void hs_msg_records_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, uint32_t stream,
+			  uint64_t log)
+{
+	wr_begin(w, b, HS_MSG_RECORDS, id);
+	hs_w32(b, stream);
+	hs_w64(b, log);
+	wr_count(w);
+}
+
+void hs_msg_records_run_open(struct hs_msg_wr *w, uint64_t first_lsn)
+{
+	hs_w64(w->b, first_lsn);
+	w->run_off = w->b->len;
+	hs_w32(w->b, 0);
+	w->n++;
+}
+
+void hs_msg_records_run(struct hs_msg_wr *w, uint64_t first_lsn, const void *run, size_t len)
+{
+	hs_msg_records_run_open(w, first_lsn);
+	hs_wbytes(w->b, run, len);
+	hs_msg_wr_run_close(w);
+}
+
+/* ---- list decoders ----------------------------------------------------- */
+
+/*
+ * Check that the n entries at r's position fill the rest of the body
+ * exactly.  Each entry is fixed bytes followed, if with_run, by a u32 length
+ * and that many bytes.  r itself is not moved.
+ */
+static int walk(const struct hs_rd *r, uint32_t n, size_t fixed, int with_run)
+{
+	struct hs_rd w = *r;
+
+	if (w.err)
+		return w.err;
+	/* Cheap bound first, so a huge count costs nothing. */
+	if (n > hs_rd_left(&w) / (fixed + (with_run ? 4 : 0)))
+		return -HS_EPROTO;
+	for (uint32_t i = 0; i < n; i++) {
+		hs_rd_take(&w, fixed);
+		if (with_run)
+			hs_rd_take(&w, hs_r32(&w));
+		if (w.err)
+			return w.err;
+	}
+	return done(&w);
+}
+
+int hs_msg_store_dec(const uint8_t *body, size_t len, struct hs_store_rd *rd)
+{
+	hs_rd_init(&rd->rd, body, len);
+	rd->nruns = rd->left = hs_r32(&rd->rd);
+	return walk(&rd->rd, rd->nruns, 16, 1);
+}
+
+int hs_store_next(struct hs_store_rd *rd, uint64_t *log, uint64_t *first_lsn,
+		  const uint8_t **run, size_t *len)
+{
+	uint32_t l;
+
+	if (!rd->left)
+		return 0;
+	rd->left--;
+	*log = hs_r64(&rd->rd);
+	*first_lsn = hs_r64(&rd->rd);
+	l = hs_r32(&rd->rd);
+	*run = hs_rd_take(&rd->rd, l);
+	*len = l;
+	return 1;
+}
+
+int hs_msg_stored_dec(const uint8_t *body, size_t len, struct hs_stored_rd *rd)
+{
+	hs_rd_init(&rd->rd, body, len);
+	rd->nruns = rd->left = hs_r32(&rd->rd);
+	return walk(&rd->rd, rd->nruns, 8, 0);
+}
+
+int hs_stored_next(struct hs_stored_rd *rd, int32_t *status, uint32_t *seal)
+{
+	if (!rd->left)
+		return 0;
+	rd->left--;
+	*status = (int32_t)hs_r32(&rd->rd);
+	*seal = hs_r32(&rd->rd);
+	return 1;
+}
+
+int hs_msg_sealed_dec(const uint8_t *body, size_t len, struct hs_sealed *m)
+{
+	hs_rd_init(&m->rd, body, len);
+	m->status = (int32_t)hs_r32(&m->rd);
+	m->seal = hs_r32(&m->rd);
+	m->soft_seal = hs_r32(&m->rd);
+	m->trim = hs_r64(&m->rd);
+	m->nepochs = m->left = hs_r32(&m->rd);
+	return walk(&m->rd, m->nepochs, 20, 0);
+}
+
+int hs_sealed_next(struct hs_sealed *m, uint32_t *epoch, uint64_t *lng, uint64_t *max_lsn)
+{
+	if (!m->left)
+		return 0;
+	m->left--;
+	*epoch = hs_r32(&m->rd);
+	*lng = hs_r64(&m->rd);
+	*max_lsn = hs_r64(&m->rd);
+	return 1;
+}
+
+int hs_msg_release_dec(const uint8_t *body, size_t len, struct hs_release_rd *rd)
+{
+	hs_rd_init(&rd->rd, body, len);
+	rd->n = rd->left = hs_r32(&rd->rd);
+	return walk(&rd->rd, rd->n, 16, 0);
+}
+
+int hs_release_next(struct hs_release_rd *rd, uint64_t *log, uint64_t *lsn)
+{
+	if (!rd->left)
+		return 0;
+	rd->left--;
+	*log = hs_r64(&rd->rd);
+	*lsn = hs_r64(&rd->rd);
+	return 1;
+}
+
+int hs_msg_records_dec(const uint8_t *body, size_t len, struct hs_records *m)
+{
+	hs_rd_init(&m->rd, body, len);
+	m->stream = hs_r32(&m->rd);
+	m->log = hs_r64(&m->rd);
+	m->nruns = m->left = hs_r32(&m->rd);
+	return walk(&m->rd, m->nruns, 8, 1);
+}
+
+int hs_records_next(struct hs_records *m, uint64_t *first_lsn, const uint8_t **run, size_t *len)
+{
+	uint32_t l;
+
+	if (!m->left)
+		return 0;
+	m->left--;
+	*first_lsn = hs_r64(&m->rd);
+	l = hs_r32(&m->rd);
+	*run = hs_rd_take(&m->rd, l);
+	*len = l;
+	return 1;
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+const char *hs_msg_name(uint16_t type)
+{
+	switch (type) {
+	case HS_MSG_HELLO: return "HELLO";
+	case HS_MSG_RESULT: return "RESULT";
+	case HS_MSG_STORE: return "STORE";
+	case HS_MSG_STORED: return "STORED";
+	case HS_MSG_SEAL: return "SEAL";
+	case HS_MSG_SEALED: return "SEALED";
+	case HS_MSG_RELEASE: return "RELEASE";
+	case HS_MSG_TRIM: return "TRIM";
+	case HS_MSG_GETMETA: return "GETMETA";
+	case HS_MSG_META: return "META";
+	case HS_MSG_STATS: return "STATS";
+	case HS_MSG_STATSREPLY: return "STATSREPLY";
+	case HS_MSG_START: return "START";
+	case HS_MSG_RECORDS: return "RECORDS";
+	case HS_MSG_GAP: return "GAP";
+	case HS_MSG_WINDOW: return "WINDOW";
+	case HS_MSG_STOP: return "STOP";
+	case HS_MSG_END: return "END";
+	}
+	return "?";
+}
+
+bool hs_msg_known(uint16_t type)
+{
+	return hs_msg_name(type)[0] != '?';
+}
