@@ -1,0 +1,182 @@
+/*
+ * store.h - the Tier1 log store on RocksDB (DESIGN.md §6), owned by hs-peer.
+ *
+ * A store is one RocksDB directory holding runs (libcore/run.h, the RUNS
+ * layout in proto.h) keyed by (log, first LSN), cut into time partitions
+ * (one column family each) so whole partitions behind every log's trim point
+ * can be dropped in O(1), plus per-log metadata (seal, soft seal, last clean
+ * epoch, released, trim, max LSN).  The byte-level format is described at the
+ * top of store.c.
+ *
+ * Usage from a single-threaded event loop (the store is not thread-safe):
+ * every STORE/SEAL/RELEASE/TRIM of one loop turn is *staged* (hs_store_stage_*)
+ * into one RocksDB WriteBatch; hs_store_commit() writes it with one WAL sync;
+ * then the caller replies.  Staged effects on the per-log metadata are
+ * visible at once to later staging calls and to hs_store_meta(), but are
+ * durable only after hs_store_commit() returns 0.  Reads (iterators,
+ * hs_store_epoch_info) see committed data only.
+ *
+ * Failure model: a failed write (an fsync error puts RocksDB into its
+ * background-error state) makes the store permanently failed: that commit and
+ * every later staging or commit call return -HS_ESTOREFAIL (the failing
+ * commit itself returns -HS_ENOSPC when the disk is full), and
+ * hs_store_failed() gives the text.  The in-memory metadata may then be
+ * ahead of the disk, so the caller must stop acknowledging and exit.
+ */
+#ifndef HS_STORE_H
+#define HS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum hs_durability {
+	HS_DUR_SYNC,   /* WAL fsynced by each commit (the default) */
+	HS_DUR_ASYNC,  /* WAL written by each commit, synced by hs_store_sync_wal() */
+	HS_DUR_MEMORY, /* no WAL: memtables only; unsafe, for benchmarks */
+};
+
+struct hs_store_opts {
+	const char *dir;             /* borrowed during open; created if missing */
+	enum hs_durability durability;
+	uint64_t partition_ms;       /* roll partitions after this age; 0 = 15 min */
+	uint64_t partition_bytes;    /* ... or after this many bytes; 0 = 1 GiB */
+	size_t cache_bytes;          /* shared block cache; 0 = 64 MiB */
+};
+
+struct hs_store;
+struct hs_store_iter;
+
+struct hs_log_meta {
+	uint32_t seal;      /* hard seal epoch: runs of epoch <= seal refused */
+	uint32_t soft_seal; /* soft seal epoch: same refusal, set without fsync need */
+	uint32_t lce;       /* last clean epoch */
+	uint64_t released;  /* last released LSN */
+	uint64_t trim;      /* every LSN <= trim is trimmed */
+	uint64_t max_lsn;   /* highest LSN ever stored */
+};
+
+/* Open (creating if needed, with parent directories) the store in o->dir.
+ * On success *out is an owned handle (free with hs_store_close) and 0 is
+ * returned.  Errors (each logged with RocksDB's text): -HS_ECREATE when the
+ * directory cannot be created or written, -HS_ELOCKED when another process
+ * has it open, -HS_EIO for a corrupt database or another I/O error,
+ * -HS_ENOSPC, -HS_ECONFIG for bad options. */
+int hs_store_open(const struct hs_store_opts *o, struct hs_store **out);
+
+/* Close the store.  Staged, uncommitted changes are discarded.  Every
+ * iterator must have been freed before.  NULL is a no-op. */
+void hs_store_close(struct hs_store *s);
+
+/* Copy log's metadata (staged changes included) into *out; all zeroes for a
+ * log never seen.  Returns 0, -HS_EIO (read error) or -HS_ECHECKSUM (the
+ * stored metadata record is corrupt). */
+int hs_store_meta(struct hs_store *s, uint64_t log, struct hs_log_meta *out);
+
+/* Stage one run (len bytes at run, copied into the batch; the caller keeps
+ * ownership) of log at first_lsn in the current partition.  The run is
+ * verified (hs_run_parse).  Refusals, which stage nothing:
+ *   -HS_EPROTO / -HS_ECHECKSUM  malformed run; epoch or esn of first_lsn is 0;
+ *                               or the run crosses an epoch boundary;
+ *   -HS_ESEALED                 a normal run with epoch(first_lsn) <=
+ *                               max(seal, soft_seal), or a RECOVERY run whose
+ *                               ballot (wave field) < seal.
+ * An accepted RECOVERY run raises the seal to its ballot.  max_lsn grows to
+ * the run's last LSN.  A run at the same (log, first_lsn) as a stored one
+ * replaces it.  -HS_ESTOREFAIL when the store has failed.  0 on success. */
+int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
+		       const uint8_t *run, size_t len);
+
+/* Raise the seal (soft != 0: the soft seal) of log to epoch; never lowers.
+ * Returns 0, -HS_ESTOREFAIL, or a meta read error (see hs_store_meta). */
+int hs_store_stage_seal(struct hs_store *s, uint64_t log, uint32_t epoch, int soft);
+
+/* Raise the last released LSN; never lowers.  Errors as stage_seal. */
+int hs_store_stage_release(struct hs_store *s, uint64_t log, uint64_t lsn);
+
+/* Raise the last clean epoch; never lowers.  Errors as stage_seal. */
+int hs_store_stage_lce(struct hs_store *s, uint64_t log, uint32_t lce);
+
+/* Raise the trim point (never lowers) and stage range deletions of the runs
+ * of log that lie wholly at or below trim in every partition.  A run that
+ * starts at or below trim but extends past it is kept: readers skip its
+ * trimmed records.  Errors as stage_seal, plus -HS_EIO if a partition cannot
+ * be read. */
+int hs_store_stage_trim(struct hs_store *s, uint64_t log, uint64_t trim);
+
+/* Number of runs staged since the last commit (0 = nothing to commit, though
+ * metadata changes may be staged: commit anyway when unsure, it is cheap). */
+size_t hs_store_staged(const struct hs_store *s);
+
+/* Write everything staged in one batch (nothing is written if nothing is
+ * staged), synced per the durability.  Returns 0; -HS_ENOSPC (disk full) or
+ * -HS_ESTOREFAIL (any other write error, or failed earlier): the store is
+ * then failed for good.  Also rolls to a new partition when one is due. */
+int hs_store_commit(struct hs_store *s);
+
+/* HS_DUR_ASYNC: fsync the WAL (call from a timer).  0 or -HS_ESTOREFAIL. */
+int hs_store_sync_wal(struct hs_store *s);
+
+/* NULL while healthy; otherwise the error text of the failure (owned by the
+ * store, valid until hs_store_close). */
+const char *hs_store_failed(const struct hs_store *s);
+
+/* Open an iterator over log's committed runs from from_lsn on: the first run
+ * returned is the one containing from_lsn if any, else the next one.  Runs
+ * wholly at or below the log's trim point are skipped (a run straddling it
+ * is returned whole).  The iterator sees the data committed before this
+ * call; create a new one to see newer data.  *out is owned (free with
+ * hs_store_iter_free).  Returns 0, -HS_EIO or -HS_ESTOREFAIL. */
+int hs_store_iter_new(struct hs_store *s, uint64_t log, uint64_t from_lsn,
+		      struct hs_store_iter **out);
+
+/* Next run in LSN order across all partitions (where the same first LSN is in
+ * two partitions, the newer partition's copy is returned, once).  Returns 1
+ * with *first_lsn, *run (borrowed until the next call or free) and *len set;
+ * 0 at the end of the log's data; -HS_ECHECKSUM when the run fails its
+ * checksum or does not parse: *first_lsn, *run and *len are still set so the
+ * caller can report a CHECKSUM gap, and the next call goes on with the next
+ * run; -HS_EIO on a read error (the iterator is then finished). */
+int hs_store_iter_next(struct hs_store_iter *it, uint64_t *first_lsn,
+		       const uint8_t **run, size_t *len);
+
+/* Free an iterator; NULL is a no-op. */
+void hs_store_iter_free(struct hs_store_iter *it);
+
+/* For SEALED: does the store hold a committed run of log in epoch?  Returns
+ * 1 and sets *max_lsn (last LSN of the epoch's last run) and *lng (that run's
+ * LNG); 0 if it holds none (a run that fails its checksum counts as not
+ * held, with a warning); -HS_EIO on a read error. */
+int hs_store_epoch_info(struct hs_store *s, uint64_t log, uint32_t epoch,
+			uint64_t *lng, uint64_t *max_lsn);
+
+/* Periodic upkeep (and after a TRIM commit): roll to a new partition when the
+ * current one is older than partition_ms or over partition_bytes (and not
+ * empty), then drop every partition but the newest in which every log's
+ * highest LSN is <= that log's trim point.  Must be called with nothing
+ * staged.  Returns the number of partitions dropped, -HS_EAGAIN if something
+ * is staged, -HS_ESTOREFAIL, or -HS_EIO. */
+int hs_store_maintain(struct hs_store *s, uint64_t now_ms);
+
+struct hs_store_stats {
+	uint64_t partitions; /* live time partitions */
+	uint64_t commits;    /* successful commits that wrote something */
+	uint64_t runs;       /* runs committed */
+	uint64_t bytes;      /* run bytes committed */
+	uint64_t dropped;    /* partitions dropped */
+};
+
+/* Counters since open. */
+void hs_store_stats(const struct hs_store *s, struct hs_store_stats *st);
+
+/* Write the partition (column family) names, oldest first, separated by
+ * single spaces, NUL-terminated and cut to fit into buf[n] (n > 0).
+ * Returns the number of partitions. */
+int hs_store_partitions(const struct hs_store *s, char *buf, size_t n);
+
+/* TEST ONLY: stage bytes as the value of (log, lsn) in the current partition
+ * without any check or metadata change (except that the partition is marked
+ * as holding log), so tests can plant corrupt runs.  0 or -HS_ESTOREFAIL. */
+int hs_store_put_raw(struct hs_store *s, uint64_t log, uint64_t lsn,
+		     const uint8_t *bytes, size_t len);
+
+#endif

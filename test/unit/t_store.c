@@ -1,0 +1,584 @@
+/* t_store.c - the Tier1 store (libcore/store.c) on real RocksDB directories. */
+#include <ftw.h>
+#include <rocksdb/c.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "proto.h"
+#include "run.h"
+#include "store.h"
+#include "tap.h"
+#include "wire.h"
+
+#define E(e, n) HS_LSN(e, n)
+
+static struct hs_buf rb; /* scratch for built runs */
+
+/* Build a run of n records whose payloads depend on seed; returns its bytes
+ * in rb (valid until the next mkrun). */
+static const uint8_t *mkrun(size_t *len, uint8_t flags, uint64_t lng, uint32_t wave, uint32_t n,
+			    uint32_t seed, uint32_t paylen)
+{
+	static const uint32_t cs[2] = { 1, 2 };
+	struct hs_run_builder b;
+	uint8_t pay[256];
+
+	hs_buf_reset(&rb);
+	hs_run_begin(&b, &rb, flags, lng, wave, cs, 2);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t pl = (flags & (HS_RUN_HOLE | HS_RUN_BRIDGE)) ? 0 : paylen;
+
+		for (uint32_t j = 0; j < pl; j++)
+			pay[j] = (uint8_t)(seed * 31 + i * 7 + j);
+		hs_run_add(&b, 1000 + i, pay, pl);
+	}
+	*len = hs_run_end(&b);
+	return rb.data;
+}
+
+static int stage(struct hs_store *s, uint64_t log, uint64_t lsn, uint8_t flags, uint32_t wave,
+		 uint32_t n, uint32_t seed)
+{
+	size_t len;
+	const uint8_t *r = mkrun(&len, flags, 0, wave, n, seed, 16);
+
+	return hs_store_stage_run(s, log, lsn, r, len);
+}
+
+/* Read the whole of log from `from`: the first LSNs in order into firsts
+ * (up to max), each run checked against a rebuilt copy when seeds != NULL.
+ * Returns the number of runs, or -1 on an unexpected error. */
+static int readall(struct hs_store *s, uint64_t log, uint64_t from, uint64_t *firsts, int max)
+{
+	struct hs_store_iter *it;
+	uint64_t f;
+	const uint8_t *p;
+	size_t n;
+	int k = 0, rc;
+
+	if (hs_store_iter_new(s, log, from, &it) < 0)
+		return -1;
+	while ((rc = hs_store_iter_next(it, &f, &p, &n)) == 1) {
+		if (k < max)
+			firsts[k] = f;
+		k++;
+	}
+	hs_store_iter_free(it);
+	return rc < 0 ? -1 : k;
+}
+
+/* The run at log/first read back equals a rebuilt run (n records, seed). */
+static int same_run(struct hs_store *s, uint64_t log, uint64_t first, uint8_t flags,
+		    uint32_t wave, uint32_t n, uint32_t seed)
+{
+	struct hs_store_iter *it;
+	uint64_t f;
+	const uint8_t *p, *want;
+	size_t len, wlen;
+	int ok = 0;
+
+	if (hs_store_iter_new(s, log, first, &it) < 0)
+		return 0;
+	if (hs_store_iter_next(it, &f, &p, &len) == 1 && f == first) {
+		want = mkrun(&wlen, flags, 0, wave, n, seed, 16);
+		ok = wlen == len && !memcmp(want, p, len);
+	}
+	hs_store_iter_free(it);
+	return ok;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static char *mktmp(void)
+{
+	const char *t = getenv("TMPDIR");
+	char *d;
+
+	if (asprintf(&d, "%s/t_store.XXXXXX", t && *t ? t : "/tmp") < 0 || !mkdtemp(d))
+		abort();
+	return d;
+}
+
+static void rmtree(char *d)
+{
+	nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(d);
+}
+
+static struct hs_store *open_at(const char *dir, uint64_t part_bytes, enum hs_durability dur)
+{
+	struct hs_store_opts o = { .dir = dir, .durability = dur, .partition_bytes = part_bytes };
+	struct hs_store *s = NULL;
+	int rc = hs_store_open(&o, &s);
+
+	if (rc < 0) {
+		printf("# open %s: %s\n", dir, hs_strerror(rc));
+		return NULL;
+	}
+	return s;
+}
+
+/* Count the data keys of log in every partition, straight from RocksDB. */
+static int raw_count(const char *dir, uint64_t log, char *cfs, size_t cfs_n)
+{
+	rocksdb_options_t *o = rocksdb_options_create();
+	size_t n = 0, off = 0;
+	char *err = NULL, **names = rocksdb_list_column_families(o, dir, &n, &err);
+	const rocksdb_options_t **oo;
+	rocksdb_column_family_handle_t **h;
+	rocksdb_t *db;
+	int count = 0;
+
+	cfs[0] = 0;
+	if (err) {
+		printf("# list: %s\n", err);
+		return -1;
+	}
+	oo = calloc(n, sizeof(*oo));
+	h = calloc(n, sizeof(*h));
+	for (size_t i = 0; i < n; i++) {
+		oo[i] = o;
+		off += (size_t)snprintf(cfs + off, cfs_n - off, "%s%s", i ? " " : "", names[i]);
+	}
+	db = rocksdb_open_for_read_only_column_families(o, dir, (int)n, (const char *const *)names,
+							oo, h, 0, &err);
+	if (err) {
+		printf("# open ro: %s\n", err);
+		count = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+		rocksdb_iterator_t *it;
+		uint8_t k[9];
+
+		if (names[i][0] != 'p')
+			goto next;
+		it = rocksdb_create_iterator_cf(db, ro, h[i]);
+		k[0] = 'd';
+		hs_put64be(k + 1, log);
+		for (rocksdb_iter_seek(it, (const char *)k, 9); rocksdb_iter_valid(it);
+		     rocksdb_iter_next(it)) {
+			size_t kn;
+			const char *key = rocksdb_iter_key(it, &kn);
+
+			if (kn < 9 || memcmp(key, k, 9))
+				break;
+			count++;
+		}
+		rocksdb_iter_destroy(it);
+next:
+		rocksdb_readoptions_destroy(ro);
+	}
+	for (size_t i = 0; i < n; i++)
+		rocksdb_column_family_handle_destroy(h[i]);
+	rocksdb_close(db);
+out:
+	free(oo);
+	free(h);
+	rocksdb_list_column_families_destroy(names, n);
+	rocksdb_options_destroy(o);
+	return count;
+}
+
+static void t_basic(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	struct hs_log_meta m;
+	uint64_t f[8];
+
+	ok(s != NULL, "open a fresh store");
+	if (!s)
+		return;
+	is_int(stage(s, 1, E(1, 1), 0, 1, 10, 1), 0, "stage log 1 run 1");
+	is_int(stage(s, 1, E(1, 11), 0, 1, 10, 2), 0, "stage log 1 run 2");
+	is_int(stage(s, 2, E(1, 1), 0, 1, 5, 3), 0, "stage log 2 run");
+	is_int(hs_store_staged(s), 3, "three runs staged");
+	hs_store_meta(s, 1, &m);
+	is_int(m.max_lsn, E(1, 20), "staged max_lsn visible before commit");
+	is_int(readall(s, 1, 0, f, 8), 0, "iterators do not see staged runs");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(hs_store_staged(s), 0, "nothing staged after commit");
+	is_int(readall(s, 1, 0, f, 8), 2, "log 1 has two runs");
+	ok(f[0] == E(1, 1) && f[1] == E(1, 11), "in LSN order");
+	ok(same_run(s, 1, E(1, 1), 0, 1, 10, 1) && same_run(s, 1, E(1, 11), 0, 1, 10, 2),
+	   "log 1 runs read back identical");
+	ok(same_run(s, 2, E(1, 1), 0, 1, 5, 3), "log 2 run read back identical");
+	is_int(readall(s, 1, E(1, 15), f, 8), 1, "from inside run 2: one run");
+	is_int(f[0], E(1, 11), "the run containing from is returned");
+	is_int(readall(s, 1, E(1, 10), f, 8), 2, "from the last LSN of run 1: both");
+	is_int(readall(s, 1, E(1, 21), f, 8), 0, "from past the end: none");
+	is_int(readall(s, 3, 0, f, 8), 0, "unknown log: none");
+	hs_store_meta(s, 3, &m);
+	ok(!m.seal && !m.max_lsn && !m.trim, "unknown log meta is zero");
+	is_int(stage(s, 1, E(1, 30), 0, 1, 1, 9), 0, "a staged run ...");
+	is_int(hs_store_stage_release(s, 1, E(1, 20)), 0, "... and a release ...");
+	hs_store_close(s);
+
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	ok(s != NULL, "reopen");
+	if (!s)
+		goto out;
+	ok(same_run(s, 1, E(1, 1), 0, 1, 10, 1) && same_run(s, 1, E(1, 11), 0, 1, 10, 2) &&
+		   same_run(s, 2, E(1, 1), 0, 1, 5, 3),
+	   "committed runs survive close/open");
+	is_int(readall(s, 1, 0, f, 8), 2, "... uncommitted run discarded by close");
+	hs_store_meta(s, 1, &m);
+	is_int(m.max_lsn, E(1, 20), "max_lsn persisted");
+	is_int(m.released, 0, "uncommitted release discarded");
+	{
+		uint64_t lng = 0, max = 0;
+
+		is_int(hs_store_epoch_info(s, 1, 1, &lng, &max), 1, "epoch_info: epoch 1 held");
+		is_int(max, E(1, 20), "epoch_info: max LSN of epoch 1");
+		is_int(hs_store_epoch_info(s, 1, 2, &lng, &max), 0, "epoch_info: epoch 2 not held");
+	}
+	hs_store_close(s);
+out:
+	rmtree(dir);
+}
+
+static void t_seal(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	struct hs_log_meta m;
+	uint64_t f[8];
+	size_t len;
+	const uint8_t *r;
+
+	if (!ok(s != NULL, "open"))
+		return;
+	is_int(stage(s, 1, E(1, 1), 0, 1, 3, 1), 0, "epoch 1 run accepted");
+	is_int(hs_store_stage_seal(s, 1, 3, 0), 0, "seal at 3");
+	is_int(stage(s, 1, E(1, 4), 0, 1, 3, 1), -HS_ESEALED, "epoch 1 run refused after seal 3");
+	is_int(stage(s, 1, E(3, 1), 0, 1, 3, 1), -HS_ESEALED, "epoch 3 run refused (<= seal)");
+	is_int(stage(s, 1, E(4, 1), 0, 1, 3, 1), 0, "epoch 4 run accepted");
+	is_int(stage(s, 1, E(1, 4), HS_RUN_RECOVERY, 2, 2, 5), -HS_ESEALED,
+	       "recovery run with ballot 2 < seal 3 refused");
+	is_int(stage(s, 1, E(1, 4), HS_RUN_RECOVERY, 3, 2, 5), 0,
+	       "recovery run with ballot 3 == seal accepted");
+	is_int(stage(s, 1, E(1, 6), HS_RUN_HOLE | HS_RUN_RECOVERY, 5, 2, 0), 0,
+	       "recovery hole with ballot 5 accepted");
+	hs_store_meta(s, 1, &m);
+	is_int(m.seal, 5, "accepted recovery run raised the seal to its ballot");
+	is_int(stage(s, 1, E(5, 1), 0, 1, 1, 1), -HS_ESEALED, "epoch 5 now refused");
+	is_int(hs_store_stage_seal(s, 1, 2, 0), 0, "seal at 2 ...");
+	hs_store_meta(s, 1, &m);
+	is_int(m.seal, 5, "... never lowers");
+	/* Soft seal. */
+	is_int(hs_store_stage_seal(s, 2, 2, 1), 0, "soft seal log 2 at 2");
+	is_int(stage(s, 2, E(2, 1), 0, 1, 1, 1), -HS_ESEALED, "epoch 2 refused by soft seal");
+	is_int(stage(s, 2, E(3, 1), 0, 1, 1, 1), 0, "epoch 3 accepted");
+	hs_store_stage_seal(s, 2, 1, 1);
+	hs_store_meta(s, 2, &m);
+	ok(m.soft_seal == 2 && m.seal == 0, "soft seal never lowers, hard seal untouched");
+	/* Malformed runs. */
+	r = mkrun(&len, 0, 0, 1, 3, 1, 16);
+	rb.data[len - 1] ^= 1;
+	is_int(hs_store_stage_run(s, 1, E(9, 1), r, len), -HS_ECHECKSUM, "bad CRC refused");
+	is_int(hs_store_stage_run(s, 1, E(9, 1), r, 10), -HS_EPROTO, "truncated run refused");
+	is_int(stage(s, 1, HS_LSN(9, 0xfffffffe), 0, 1, 3, 1), -HS_EPROTO,
+	       "run crossing an epoch refused");
+	is_int(stage(s, 1, HS_LSN(9, 0), 0, 1, 1, 1), -HS_EPROTO, "esn 0 refused");
+	is_int(hs_store_commit(s), 0, "commit");
+	/* release / lce / trim never lower. */
+	hs_store_stage_release(s, 1, E(4, 2));
+	hs_store_stage_release(s, 1, E(4, 1));
+	hs_store_stage_lce(s, 1, 3);
+	hs_store_stage_lce(s, 1, 2);
+	hs_store_stage_trim(s, 1, E(1, 2));
+	hs_store_stage_trim(s, 1, E(1, 1));
+	is_int(hs_store_commit(s), 0, "commit metadata only");
+	hs_store_close(s);
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	if (!ok(s != NULL, "reopen"))
+		goto out;
+	hs_store_meta(s, 1, &m);
+	ok(m.seal == 5 && m.released == E(4, 2) && m.lce == 3 && m.trim == E(1, 2) &&
+		   m.max_lsn == E(4, 3),
+	   "seal/release/lce/trim/max_lsn persisted and never lowered");
+	hs_store_meta(s, 2, &m);
+	is_int(m.soft_seal, 2, "soft seal persisted");
+	is_int(readall(s, 1, 0, f, 8), 4, "log 1: runs e1n1 (trimmed partly), e1n4, e1n6, e4n1");
+	ok(f[0] == E(1, 1) && f[1] == E(1, 4) && f[2] == E(1, 6) && f[3] == E(4, 1),
+	   "recovery runs stored in order");
+	hs_store_close(s);
+out:
+	rmtree(dir);
+}
+
+static void t_trim(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	uint64_t f[8];
+	char cfs[512];
+
+	if (!ok(s != NULL, "open"))
+		return;
+	for (int i = 0; i < 4; i++)
+		stage(s, 7, E(1, 1 + 10 * i), 0, 1, 10, i);
+	stage(s, 8, E(1, 1), 0, 1, 10, 1);
+	is_int(hs_store_commit(s), 0, "commit 4 runs of log 7");
+	is_int(hs_store_stage_trim(s, 7, E(1, 15)), 0, "trim log 7 at e1n15");
+	/* A run staged in the same batch that straddles the trim survives. */
+	is_int(stage(s, 7, E(1, 41), 0, 1, 10, 4), 0, "stage e1n41..50");
+	is_int(hs_store_stage_trim(s, 7, E(1, 45)), 0, "trim at e1n45 in the same batch");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(readall(s, 7, 0, f, 8), 1, "after trim, one run left from 0");
+	is_int(f[0], E(1, 41), "the first run returned contains trim + 1");
+	ok(same_run(s, 7, E(1, 41), 0, 1, 10, 4), "straddling run intact");
+	is_int(readall(s, 8, 0, f, 8), 1, "log 8 untouched");
+	hs_store_close(s);
+	is_int(raw_count(dir, 7, cfs, sizeof(cfs)), 1, "trimmed runs deleted from RocksDB");
+
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	if (!ok(s != NULL, "reopen"))
+		goto out;
+	is_int(hs_store_stage_trim(s, 7, E(1, 43)), 0, "a lower trim ...");
+	{
+		struct hs_log_meta m;
+
+		hs_store_meta(s, 7, &m);
+		is_int(m.trim, E(1, 45), "... does not lower it");
+	}
+	is_int(hs_store_stage_trim(s, 7, E(1, 50)), 0, "trim everything");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(readall(s, 7, 0, f, 8), 0, "nothing left");
+	hs_store_close(s);
+	is_int(raw_count(dir, 7, cfs, sizeof(cfs)), 0, "all deleted");
+out:
+	rmtree(dir);
+}
+
+static void t_partitions(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 1, HS_DUR_SYNC); /* roll after every commit */
+	struct hs_store_stats st;
+	uint64_t f[16];
+	char names[512], cfs[512];
+	int n;
+
+	if (!ok(s != NULL, "open with partition_bytes 1"))
+		return;
+	stage(s, 1, E(1, 1), 0, 1, 5, 1);
+	stage(s, 2, E(1, 1), 0, 1, 5, 1);
+	hs_store_commit(s);
+	stage(s, 1, E(1, 6), 0, 1, 5, 2);
+	hs_store_commit(s);
+	stage(s, 1, E(1, 11), 0, 1, 5, 3);
+	stage(s, 2, E(1, 6), 0, 1, 5, 3);
+	hs_store_commit(s);
+	n = hs_store_partitions(s, names, sizeof(names));
+	ok(n >= 3, "several partitions: %s", names);
+	is_int(readall(s, 1, 0, f, 16), 3, "log 1: three runs across partitions");
+	ok(f[0] == E(1, 1) && f[1] == E(1, 6) && f[2] == E(1, 11), "merged in LSN order");
+	ok(same_run(s, 1, E(1, 6), 0, 1, 5, 2), "run in partition 2 intact");
+	/* Recovery rewrites e1n6 in a newer partition: the newer copy wins once. */
+	is_int(stage(s, 1, E(1, 6), HS_RUN_RECOVERY, 2, 5, 77), 0, "recovery rewrite of e1n6");
+	hs_store_commit(s);
+	is_int(readall(s, 1, 0, f, 16), 3, "still three runs (no duplicate)");
+	ok(same_run(s, 1, E(1, 6), HS_RUN_RECOVERY, 2, 5, 77), "newer partition's copy wins");
+	{
+		uint64_t lng, max;
+
+		is_int(hs_store_epoch_info(s, 1, 1, &lng, &max), 1, "epoch info over partitions");
+		is_int(max, E(1, 15), "max LSN from the newest run");
+	}
+	/* Trim every log past partition 1 (log 1 up to e1n5, log 2 to e1n5). */
+	hs_store_stage_trim(s, 1, E(1, 5));
+	hs_store_stage_trim(s, 2, E(1, 5));
+	is_int(hs_store_commit(s), 0, "commit trims");
+	n = hs_store_maintain(s, 0);
+	is_int(n, 1, "maintain drops the first partition only");
+	hs_store_partitions(s, names, sizeof(names));
+	ok(!strstr(names, "p0000000000000001"), "p1 gone from the list: %s", names);
+	is_int(readall(s, 1, 0, f, 16), 2, "log 1 still reads the rest");
+	is_int(hs_store_maintain(s, 0), 0, "nothing more to drop");
+	hs_store_stats(s, &st);
+	ok(st.commits >= 5 && st.runs == 6 && st.dropped == 1, "stats: commits %llu runs %llu",
+	   (unsigned long long)st.commits, (unsigned long long)st.runs);
+	hs_store_close(s);
+	raw_count(dir, 1, cfs, sizeof(cfs));
+	ok(strstr(cfs, "p0000000000000002") && !strstr(cfs, "p0000000000000001"),
+	   "column family dropped on disk: %s", cfs);
+	s = open_at(dir, 1, HS_DUR_SYNC);
+	if (ok(s != NULL, "reopen with partitions")) {
+		is_int(readall(s, 1, 0, f, 16), 2, "reads merge after reopen");
+		is_int(readall(s, 2, 0, f, 16), 1, "log 2 after reopen");
+		hs_store_close(s);
+	}
+	rmtree(dir);
+}
+
+static void t_time_roll(void)
+{
+	char *dir = mktmp();
+	struct hs_store_opts o = { .dir = dir, .partition_ms = 1 };
+	struct hs_store *s = NULL;
+	struct timespec ts = { 0, 3000000 };
+	char names[256];
+	uint64_t f[8];
+
+	is_int(hs_store_open(&o, &s), 0, "open with partition_ms 1");
+	if (!s)
+		return;
+	for (int i = 0; i < 3; i++) {
+		stage(s, 1, E(1, 1 + i), 0, 1, 1, i);
+		hs_store_commit(s);
+		nanosleep(&ts, NULL);
+		hs_store_maintain(s, (uint64_t)time(NULL) * 1000 + 1000);
+	}
+	ok(hs_store_partitions(s, names, sizeof(names)) >= 3, "time rolls: %s", names);
+	is_int(readall(s, 1, 0, f, 8), 3, "reads merge");
+	hs_store_close(s);
+	rmtree(dir);
+}
+
+static void t_corrupt(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	struct hs_store_iter *it;
+	uint64_t f;
+	const uint8_t *p;
+	size_t len, n;
+	const uint8_t *r;
+	uint8_t bad[512];
+
+	if (!ok(s != NULL, "open"))
+		return;
+	stage(s, 1, E(1, 1), 0, 1, 3, 1);
+	stage(s, 1, E(1, 7), 0, 1, 3, 3);
+	r = mkrun(&len, 0, 0, 1, 3, 2, 16);
+	memcpy(bad, r, len);
+	bad[40] ^= 0x10;
+	is_int(hs_store_put_raw(s, 1, E(1, 4), bad, len), 0, "plant a corrupt run");
+	hs_store_commit(s);
+	hs_store_iter_new(s, 1, 0, &it);
+	is_int(hs_store_iter_next(it, &f, &p, &n), 1, "good run");
+	is_int(hs_store_iter_next(it, &f, &p, &n), -HS_ECHECKSUM, "corrupt run reported");
+	ok(f == E(1, 4) && n == len, "... with its LSN and length");
+	is_int(hs_store_iter_next(it, &f, &p, &n), 1, "iteration continues");
+	is_int(f, E(1, 7), "with the next run");
+	is_int(hs_store_iter_next(it, &f, &p, &n), 0, "end");
+	hs_store_iter_free(it);
+	hs_store_close(s);
+	rmtree(dir);
+}
+
+/* Recovery can leave overlapping runs: an original e1n1..10 and a recovery
+ * run e1n5..6.  The original still holds e1n7..10. */
+static void t_overlap(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	uint64_t f[8];
+
+	if (!ok(s != NULL, "open"))
+		return;
+	stage(s, 1, E(1, 1), 0, 1, 10, 1);
+	stage(s, 1, E(1, 5), HS_RUN_RECOVERY, 2, 2, 2);
+	hs_store_commit(s);
+	is_int(readall(s, 1, E(1, 7), f, 8), 1, "from e1n7: only the run holding it");
+	is_int(f[0], E(1, 1), "the original run, found behind the overlapping one");
+	hs_store_stage_trim(s, 1, E(1, 7));
+	hs_store_commit(s);
+	ok(same_run(s, 1, E(1, 1), 0, 1, 10, 1), "trim keeps the straddling original run");
+	hs_store_close(s);
+	rmtree(dir);
+}
+
+static void t_memory(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_MEMORY);
+	uint64_t f[4];
+
+	if (!ok(s != NULL, "open memory mode"))
+		return;
+	stage(s, 1, E(1, 1), 0, 1, 3, 1);
+	is_int(hs_store_commit(s), 0, "commit without WAL");
+	is_int(hs_store_sync_wal(s), 0, "sync_wal is a no-op");
+	hs_store_close(s);
+	s = open_at(dir, 0, HS_DUR_ASYNC);
+	if (ok(s != NULL, "reopen async")) {
+		is_int(readall(s, 1, 0, f, 4), 1, "memtables flushed by a clean close");
+		stage(s, 1, E(1, 4), 0, 1, 3, 1);
+		is_int(hs_store_commit(s), 0, "async commit");
+		is_int(hs_store_sync_wal(s), 0, "WAL sync");
+		hs_store_close(s);
+	}
+	rmtree(dir);
+}
+
+static void t_errors(void)
+{
+	struct hs_store_opts o = { .dir = "/proc/hs-nope/store" };
+	struct hs_store *s = NULL, *s2 = NULL;
+	char *dir = mktmp();
+
+	is_int(hs_store_open(&o, &s), -HS_ECREATE, "uncreatable directory: ECREATE");
+	o.dir = dir;
+	is_int(hs_store_open(&o, &s), 0, "open");
+	is_int(hs_store_open(&o, &s2), -HS_ELOCKED, "second open of the same dir: ELOCKED");
+	ok(hs_store_failed(s) == NULL, "not failed");
+	hs_store_close(s);
+	rmtree(dir);
+}
+
+static void t_throughput(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	struct timespec a, b;
+	size_t len;
+	const uint8_t *r;
+	double secs;
+	int bad = 0;
+
+	if (!s)
+		return;
+	r = mkrun(&len, 0, 0, 1, 1000, 1, 100);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (uint32_t i = 0; i < 1000; i++) {
+		bad |= hs_store_stage_run(s, 1, E(1, 1 + 1000 * i), r, len);
+		bad |= hs_store_commit(s);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	ok(!bad, "1,000,000 records of 100 B in 1000 synced commits");
+	printf("# sync: %.0f records/s, %.0f commits/s (%.2f s)\n", 1e6 / secs, 1000 / secs, secs);
+	hs_store_close(s);
+	rmtree(dir);
+}
+
+int main(void)
+{
+	hs_log_init("t_store", HS_LOG_ERROR);
+	t_basic();
+	t_seal();
+	t_trim();
+	t_partitions();
+	t_time_roll();
+	t_corrupt();
+	t_overlap();
+	t_memory();
+	t_errors();
+	t_throughput();
+	hs_buf_free(&rb);
+	return tap_done();
+}
