@@ -118,10 +118,11 @@ docs/%: docs/%.scd
 # --- install --------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
-		$(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(wildcard docs/man1/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(if $(wildcard docs/man5/*.5),install -m 644 $(wildcard docs/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/)
 	$(if $(wildcard docs/man7/*.7),install -m 644 $(wildcard docs/man7/*.7) $(DESTDIR)$(PREFIX)/share/man/man7/)
 	for f in completions/hs-*; do \
 		install -m 644 $$f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; done
