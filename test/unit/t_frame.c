@@ -130,11 +130,12 @@ int main(void)
 	{
 		static const uint16_t known[] = { 1, 2, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
 						  32, 33, 34, 35, 36, 37 };
-		int n = 0;
+		int bad = 0;
 
+		/* Known exactly when named: the two tables cannot drift apart. */
 		for (uint32_t t = 0; t < 65536; t++)
-			n += hs_msg_known((uint16_t)t);
-		is_int(n, 18, "exactly 18 known types");
+			bad += hs_msg_known((uint16_t)t) != !!strcmp(hs_msg_name((uint16_t)t), "?");
+		is_int(bad, 0, "a type is known exactly when it has a name");
 		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			ok(hs_msg_known(known[i]) && strcmp(hs_msg_name(known[i]), "?"),
 			   "type %u known as %s", known[i], hs_msg_name(known[i]));
