@@ -612,6 +612,10 @@ const char *hs_msg_name(uint16_t type)
 	case HS_MSG_WINDOW: return "WINDOW";
 	case HS_MSG_STOP: return "STOP";
 	case HS_MSG_END: return "END";
+	case HS_MSG_REG_PREPARE: return "REG_PREPARE";
+	case HS_MSG_REG_PROMISE: return "REG_PROMISE";
+	case HS_MSG_REG_ACCEPT: return "REG_ACCEPT";
+	case HS_MSG_REG_ACCEPTED: return "REG_ACCEPTED";
 	}
 	return "?";
 }
@@ -619,4 +623,176 @@ const char *hs_msg_name(uint16_t type)
 bool hs_msg_known(uint16_t type)
 {
 	return hs_msg_name(type)[0] != '?';
+}
+
+/* ---- metadata registers ------------------------------------------------ */
+
+static void w_ballot(struct hs_buf *b, const struct hs_reg_ballot *x)
+{
+	hs_w64(b, x->counter);
+	hs_w32(b, x->proposer);
+}
+
+static void r_ballot(struct hs_rd *r, struct hs_reg_ballot *x)
+{
+	x->counter = hs_r64(r);
+	x->proposer = hs_r32(r);
+}
+
+static void w_key(struct hs_buf *b, const void *key, uint8_t key_len)
+{
+	hs_w8(b, key_len);
+	hs_wbytes(b, key, key_len);
+}
+
+static void w_val(struct hs_buf *b, const struct hs_reg_val *v)
+{
+	hs_w64(b, v->version);
+	w_ballot(b, &v->tag);
+	hs_w32(b, v->len);
+	hs_wbytes(b, v->data, v->len);
+}
+
+void hs_msg_reg_prepare_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_REG_PREPARE, id);
+	wr_count(w);
+}
+
+void hs_msg_reg_prepare_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
+			    const struct hs_reg_ballot *ballot)
+{
+	w_key(w->b, key, key_len);
+	w_ballot(w->b, ballot);
+	w->n++;
+}
+
+void hs_msg_reg_promise_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_REG_PROMISE, id);
+	wr_count(w);
+}
+
+void hs_msg_reg_promise_add(struct hs_msg_wr *w, const struct hs_reg_entry *e)
+{
+	w_key(w->b, e->key, e->key_len);
+	w_ballot(w->b, &e->ballot);
+	hs_w32(w->b, (uint32_t)e->status);
+	w_ballot(w->b, &e->promised);
+	w_ballot(w->b, &e->accepted);
+	w_val(w->b, &e->val);
+	w->n++;
+}
+
+void hs_msg_reg_accept_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_REG_ACCEPT, id);
+	wr_count(w);
+}
+
+void hs_msg_reg_accept_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
+			   const struct hs_reg_ballot *ballot, const struct hs_reg_val *val)
+{
+	w_key(w->b, key, key_len);
+	w_ballot(w->b, ballot);
+	w_val(w->b, val);
+	w->n++;
+}
+
+void hs_msg_reg_accepted_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_begin(w, b, HS_MSG_REG_ACCEPTED, id);
+	wr_count(w);
+}
+
+void hs_msg_reg_accepted_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
+			     const struct hs_reg_ballot *ballot, int32_t status,
+			     const struct hs_reg_ballot *promised)
+{
+	w_key(w->b, key, key_len);
+	w_ballot(w->b, ballot);
+	hs_w32(w->b, (uint32_t)status);
+	w_ballot(w->b, promised);
+	w->n++;
+}
+
+/* Read one entry of rd's type at r (fields the type lacks are zeroed).
+ * Returns r->err, or -HS_EPROTO for an empty key, a zero proposal ballot or
+ * a value over HS_REG_VALUE_MAX. */
+static int reg_entry(struct hs_rd *r, uint16_t type, struct hs_reg_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->key_len = hs_r8(r);
+	e->key = hs_rd_take(r, e->key_len);
+	r_ballot(r, &e->ballot);
+	if (type == HS_MSG_REG_PROMISE || type == HS_MSG_REG_ACCEPTED) {
+		e->status = (int32_t)hs_r32(r);
+		r_ballot(r, &e->promised);
+	}
+	if (type == HS_MSG_REG_PROMISE)
+		r_ballot(r, &e->accepted);
+	if (type == HS_MSG_REG_PROMISE || type == HS_MSG_REG_ACCEPT) {
+		e->val.version = hs_r64(r);
+		r_ballot(r, &e->val.tag);
+		e->val.len = hs_r32(r);
+		if (e->val.len > HS_REG_VALUE_MAX)
+			return -HS_EPROTO;
+		e->val.data = hs_rd_take(r, e->val.len);
+	}
+	if (r->err)
+		return r->err;
+	return e->key_len && e->ballot.counter ? 0 : -HS_EPROTO;
+}
+
+int hs_msg_reg_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_reg_rd *rd)
+{
+	/* Smallest entry: key_len, one key byte, a ballot. */
+	static const size_t min_entry = 1 + 1 + 12;
+	struct hs_reg_entry e;
+	struct hs_rd w;
+
+	if (type < HS_MSG_REG_PREPARE || type > HS_MSG_REG_ACCEPTED)
+		return -HS_EPROTO;
+	rd->type = type;
+	hs_rd_init(&rd->rd, body, len);
+	rd->n = rd->left = hs_r32(&rd->rd);
+	if (rd->rd.err || rd->n > hs_rd_left(&rd->rd) / min_entry)
+		return -HS_EPROTO;
+	w = rd->rd;
+	for (uint32_t i = 0; i < rd->n; i++) {
+		int rc = reg_entry(&w, type, &e);
+
+		if (rc)
+			return rc;
+	}
+	return done(&w);
+}
+
+int hs_msg_reg_prepare_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd)
+{
+	return hs_msg_reg_dec(HS_MSG_REG_PREPARE, body, len, rd);
+}
+
+int hs_msg_reg_promise_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd)
+{
+	return hs_msg_reg_dec(HS_MSG_REG_PROMISE, body, len, rd);
+}
+
+int hs_msg_reg_accept_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd)
+{
+	return hs_msg_reg_dec(HS_MSG_REG_ACCEPT, body, len, rd);
+}
+
+int hs_msg_reg_accepted_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd)
+{
+	return hs_msg_reg_dec(HS_MSG_REG_ACCEPTED, body, len, rd);
+}
+
+int hs_reg_next(struct hs_reg_rd *rd, struct hs_reg_entry *e)
+{
+	if (!rd->left)
+		return 0;
+	rd->left--;
+	reg_entry(&rd->rd, rd->type, e);
+	return 1;
 }

@@ -119,8 +119,44 @@
  * END (37): u32 stream | i32 status  - the stream is finished (until passed,
  *   or an error such as -HS_ESTOREFAIL).
  *
- * Later issues add the client<->serve family (64..95) and the metadata
- * register family (96..111) here.
+ * METADATA REGISTERS (serve -> peer; libpaxos/register.h)
+ * --------------------------------------------------------
+ * CASPaxos registers: a key (1..255 bytes, binary-safe) names a value of at
+ * most HS_REG_VALUE_MAX bytes.  Every message carries a list of entries, one
+ * per key, so one frame can prepare or accept thousands of keys; a reply
+ * has one entry per request entry, in the same order, and repeats the key
+ * and the proposal ballot so the proposer can match it without the id.
+ *
+ *   ballot = u64 counter | u32 proposer     (12 bytes; ordered by counter,
+ *            then proposer; all zero = none)
+ *   value  = u64 version | ballot tag | u32 len | len bytes
+ *            version counts the changes that produced the value (0 =
+ *            absent, len 0); tag is the ballot of the round that last
+ *            changed it (a proposer uses it to tell whether its own
+ *            earlier, unconfirmed attempt is in the value).
+ *
+ * REG_PREPARE (96): u32 n | n * { u8 key_len | key | ballot }
+ *   Phase 1.  The peer promises iff ballot >= its promise for the key,
+ *   persists the promise (fsync) and only then replies.
+ * REG_PROMISE (97): u32 n | n * { u8 key_len | key | ballot | i32 status
+ *   | ballot promised | ballot accepted | value }
+ *   status 0: promised; accepted and value are the last accepted (zero
+ *   and an empty version-0 value if none).  -HS_ESEALED: refused,
+ *   promised is the higher promise (accepted and value are then zero and
+ *   empty).  Other negative statuses (-HS_EIO...): the peer cannot serve.
+ * REG_ACCEPT (98): u32 n | n * { u8 key_len | key | ballot | value }
+ *   Phase 2.  The peer accepts iff ballot >= its promise (or ballot equals
+ *   its accepted ballot: a duplicate), sets accepted = ballot and the value
+ *   and promises the next ballot (counter + 1, same proposer), persists,
+ *   then replies.  That implied promise lets a proposer with |Q1| such
+ *   acks skip REG_PREPARE for its next change of the key.
+ * REG_ACCEPTED (99): u32 n | n * { u8 key_len | key | ballot | i32 status
+ *   | ballot promised }
+ *   status 0 or -HS_ESEALED (promised is then the higher promise), or
+ *   another negative status as for REG_PROMISE.
+ * A key_len of 0 or a value len over HS_REG_VALUE_MAX is malformed.
+ *
+ * Later issues add the client<->serve family (64..95) here.
  */
 #ifndef HS_PROTO_H
 #define HS_PROTO_H
@@ -157,6 +193,10 @@ enum hs_msg {
 	HS_MSG_WINDOW = 35,
 	HS_MSG_STOP = 36,
 	HS_MSG_END = 37,
+	HS_MSG_REG_PREPARE = 96,
+	HS_MSG_REG_PROMISE = 97,
+	HS_MSG_REG_ACCEPT = 98,
+	HS_MSG_REG_ACCEPTED = 99,
 };
 
 enum hs_role { HS_ROLE_CLIENT = 1, HS_ROLE_SERVE = 2, HS_ROLE_PEER = 3, HS_ROLE_TOOL = 4 };
@@ -388,6 +428,66 @@ const char *hs_msg_name(uint16_t type);
 bool hs_msg_known(uint16_t type);
 
 /* LSN text ("e<epoch>n<esn>"): hs_lsn_fmt() and hs_lsn_parse() are in pos.h. */
+
+/* ---- metadata registers (96..99) ---------------------------------------- */
+
+#define HS_REG_KEY_MAX 255
+#define HS_REG_VALUE_MAX (64u << 10)
+
+struct hs_reg_ballot {
+	uint64_t counter;
+	uint32_t proposer;
+};
+/* A register value as carried on the wire; data borrowed. */
+struct hs_reg_val {
+	uint64_t version;        /* 0 = absent */
+	struct hs_reg_ballot tag;
+	const uint8_t *data;     /* may be NULL when len is 0 */
+	uint32_t len;            /* <= HS_REG_VALUE_MAX */
+};
+/* One decoded entry of any of the four messages; fields not carried by the
+ * message are zeroed.  Pointers borrow the body. */
+struct hs_reg_entry {
+	const uint8_t *key;
+	uint8_t key_len;               /* >= 1 */
+	struct hs_reg_ballot ballot;   /* the proposal's */
+	int32_t status;                /* PROMISE, ACCEPTED */
+	struct hs_reg_ballot promised; /* PROMISE, ACCEPTED */
+	struct hs_reg_ballot accepted; /* PROMISE */
+	struct hs_reg_val val;         /* PROMISE (accepted), ACCEPT (proposed) */
+};
+struct hs_reg_rd {
+	uint16_t type;                 /* HS_MSG_REG_* */
+	uint32_t n;
+	struct hs_rd rd;
+	uint32_t left;
+};
+
+/* Writers: _begin, then one _add per entry, then hs_msg_wr_end().  key
+ * (1..255 bytes) and values are copied (borrowed for the call). */
+void hs_msg_reg_prepare_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+void hs_msg_reg_prepare_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
+			    const struct hs_reg_ballot *ballot);
+void hs_msg_reg_promise_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+/* Uses key, key_len, ballot, status, promised, accepted and val. */
+void hs_msg_reg_promise_add(struct hs_msg_wr *w, const struct hs_reg_entry *e);
+void hs_msg_reg_accept_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+void hs_msg_reg_accept_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
+			   const struct hs_reg_ballot *ballot, const struct hs_reg_val *val);
+void hs_msg_reg_accepted_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+void hs_msg_reg_accepted_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
+			     const struct hs_reg_ballot *ballot, int32_t status,
+			     const struct hs_reg_ballot *promised);
+
+/* Decoders: validate the whole list (0 or -HS_EPROTO); then hs_reg_next()
+ * returns one entry per call (1, or 0 at the end). */
+int hs_msg_reg_prepare_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd);
+int hs_msg_reg_promise_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd);
+int hs_msg_reg_accept_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd);
+int hs_msg_reg_accepted_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd);
+/* Any of the four by type; -HS_EPROTO for another type. */
+int hs_msg_reg_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_reg_rd *rd);
+int hs_reg_next(struct hs_reg_rd *rd, struct hs_reg_entry *e);
 
 
 #endif
