@@ -46,17 +46,6 @@ int hs_fmt_parse_name(const char *s, enum hs_fmt *out)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* One backslash escape at s (s[0] == '\\'): the byte in *c, the length of
  * the escape returned, or 0 if it is not a valid escape. */
 static size_t unescape1(const char *s, uint8_t *c)
@@ -78,9 +67,9 @@ static size_t unescape1(const char *s, uint8_t *c)
 		*c = '\\';
 		return 2;
 	case 'x':
-		if (hexval(s[2]) < 0 || hexval(s[3]) < 0)
+		if (hs_hexval((uint8_t)s[2]) < 0 || hs_hexval((uint8_t)s[3]) < 0)
 			return 0;
-		*c = (uint8_t)(hexval(s[2]) << 4 | hexval(s[3]));
+		*c = (uint8_t)(hs_hexval((uint8_t)s[2]) << 4 | hs_hexval((uint8_t)s[3]));
 		return 4;
 	default:
 		return 0;

@@ -116,7 +116,7 @@ void hs_json_put_str(struct hs_buf *b, const uint8_t *p, size_t n)
 	hs_buf_appendc(b, '"');
 }
 
-static int hexval(uint8_t c)
+int hs_hexval(uint8_t c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -136,7 +136,7 @@ static int hex4(const uint8_t *p, size_t n, unsigned *u)
 	if (n < 4)
 		return -1;
 	for (i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
+		int h = hs_hexval(p[i]);
 
 		if (h < 0)
 			return -1;

@@ -55,4 +55,7 @@ void hs_b64_encode(struct hs_buf *b, const uint8_t *p, size_t n);
 int hs_b64_decode(struct hs_buf *out, const uint8_t *s, size_t n,
 		  size_t *where);
 
+/* The value of one hex digit (either case), or -1 if c is not one. */
+int hs_hexval(uint8_t c);
+
 #endif
