@@ -23,6 +23,18 @@
  * still there.  A peer that cannot promise durability must not stay up
  * pretending it can.
  *
+ * METADATA REGISTERS.  hs-peer is an acceptor of the CASPaxos registers
+ * (libpaxos/register.h, proto.h 96..99).  REG_PREPARE and REG_ACCEPT go
+ * through the same group commit: each entry loads the key's acceptor state
+ * (from the turn's table of touched keys, else from the store), applies the
+ * acceptor rule and encodes its reply entry at once into a per-turn reply
+ * buffer, so later entries for the same key in the same turn see its
+ * effect; changed states are staged (one Put per key) just before the
+ * turn's commit, which then fsyncs, and the reply frames are copied to
+ * their connections only after the commit succeeded.  No state is cached
+ * across turns: a point read in the meta column family is cheap next to
+ * the fsync, and the store stays the only authority.
+ *
  * READ STREAMS.  START opens a stream (log, next LSN, until, flags, credit).
  * Streams that can make progress sit in a FIFO ready queue; the hook serves
  * them after the commit, each producing at most one RECORDS frame (~256 KiB,
@@ -63,6 +75,7 @@
 #include "net.h"
 #include "parse.h"
 #include "proto.h"
+#include "register.h"
 #include "run.h"
 #include "store.h"
 
@@ -161,6 +174,15 @@ struct pending {
 	uint64_t log;         /* SEAL, GETMETA */
 	uint32_t lce;         /* SEAL */
 	size_t st_off, st_n;  /* STORE: its statuses in peer->sts */
+	size_t ro_off, ro_len; /* REG_*: the encoded reply frame in peer->regout */
+};
+
+/* One register key touched in this turn, with its latest acceptor state. */
+struct regst {
+	uint8_t key[HS_REG_KEY_MAX];
+	uint8_t klen;
+	uint8_t dirty;        /* changed: stage it before the commit */
+	struct hs_reg_acc acc;
 };
 
 struct run_status {
@@ -193,6 +215,14 @@ struct peer {
 	int stored_this_turn;
 	int trimmed_this_turn;
 	int maintain_due, sync_due;
+	/* registers touched this turn: regs[0..nregs) (their value buffers are
+	 * kept for reuse), indexed by an open-addressed table of index + 1 */
+	struct regst *regs;
+	size_t nregs, capregs;
+	uint32_t *regidx;
+	size_t regidx_cap;
+	struct hs_buf regout;   /* the turn's REG_PROMISE/ACCEPTED frames */
+	struct hs_buf regenc;   /* scratch for hs_reg_acc_enc */
 
 	/* connections and streams */
 	LIST_HEAD(, pconn) conns;
@@ -203,6 +233,7 @@ struct peer {
 	/* counters for STATS */
 	uint64_t conns_total, frames_in, stores_in, runs_in, runs_refused;
 	uint64_t records_out, runs_out, bytes_out, gaps_out, maintain_drops;
+	uint64_t reg_frames, reg_entries, reg_refused;
 
 	int exit_status;
 };
@@ -585,6 +616,10 @@ static void send_replies(struct peer *p)
 		case HS_MSG_GETMETA:
 			reply_meta(p, out, pe);
 			break;
+		case HS_MSG_REG_PREPARE:
+		case HS_MSG_REG_ACCEPT:
+			hs_buf_append(out, p->regout.data + pe->ro_off, pe->ro_len);
+			break;
 		default: /* RELEASE, TRIM */
 			if (pe->status)
 				hs_msg_result_encf(out, pe->id, pe->status, "%s",
@@ -596,6 +631,172 @@ static void send_replies(struct peer *p)
 	}
 }
 
+/* ---- metadata registers ------------------------------------------------ */
+
+static uint32_t key_hash(const uint8_t *k, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 16777619u;
+	return h;
+}
+
+static void reg_turn_reset(struct peer *p)
+{
+	if (p->nregs)
+		memset(p->regidx, 0, p->regidx_cap * sizeof(*p->regidx));
+	p->nregs = 0;
+	hs_buf_reset(&p->regout);
+}
+
+static void regidx_put(struct peer *p, size_t i)
+{
+	size_t m = p->regidx_cap - 1;
+	size_t j = key_hash(p->regs[i].key, p->regs[i].klen) & m;
+
+	while (p->regidx[j])
+		j = (j + 1) & m;
+	p->regidx[j] = (uint32_t)i + 1;
+}
+
+/*
+ * The acceptor state of key as of now in this turn: from the turn's table,
+ * else loaded from the store (a new, zero state if absent).  Returns 0 with
+ * *out (valid until the next call), or a store error (-HS_EIO, or
+ * -HS_ECHECKSUM/-HS_EDATA for a corrupt state: that key is then refused
+ * until repaired, never silently reset, since a reset acceptor could break
+ * a promise it gave).
+ */
+static int reg_state(struct peer *p, const uint8_t *key, uint8_t klen, struct regst **out)
+{
+	size_t m, j;
+	struct regst *r;
+	int rc;
+
+	if (p->regidx_cap) {
+		m = p->regidx_cap - 1;
+		for (j = key_hash(key, klen) & m; p->regidx[j]; j = (j + 1) & m) {
+			r = &p->regs[p->regidx[j] - 1];
+			if (r->klen == klen && !memcmp(r->key, key, klen)) {
+				*out = r;
+				return 0;
+			}
+		}
+	}
+	if (p->nregs == p->capregs) {
+		size_t ncap = p->capregs ? 2 * p->capregs : 64;
+
+		p->regs = hs_xrealloc(p->regs, ncap * sizeof(*p->regs));
+		memset(p->regs + p->capregs, 0, (ncap - p->capregs) * sizeof(*p->regs));
+		p->capregs = ncap;
+	}
+	r = &p->regs[p->nregs];
+	rc = hs_store_reg_get(p->store, key, klen, &p->regenc);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		r->acc.promised = r->acc.accepted = r->acc.tag = (struct hs_reg_ballot){ 0, 0 };
+		r->acc.version = 0;
+		hs_buf_reset(&r->acc.value);
+	} else if ((rc = hs_reg_acc_dec(p->regenc.data, p->regenc.len, &r->acc)) < 0) {
+		hs_error("register state of a key is corrupt (%s); refusing it", hs_strerror(rc));
+		return rc;
+	}
+	memcpy(r->key, key, klen);
+	r->klen = klen;
+	r->dirty = 0;
+	p->nregs++;
+	/* Keep the index at most half full. */
+	if (2 * p->nregs > p->regidx_cap) {
+		free(p->regidx);
+		p->regidx_cap = p->regidx_cap ? 2 * p->regidx_cap : 128;
+		p->regidx = hs_xcalloc(p->regidx_cap, sizeof(*p->regidx));
+		for (size_t i = 0; i < p->nregs; i++)
+			regidx_put(p, i);
+	} else {
+		regidx_put(p, p->nregs - 1);
+	}
+	*out = r;
+	return 0;
+}
+
+/* Stage every state changed this turn (one Put per key).  0 or <0. */
+static int reg_stage(struct peer *p)
+{
+	for (size_t i = 0; i < p->nregs; i++) {
+		struct regst *r = &p->regs[i];
+		int rc;
+
+		if (!r->dirty)
+			continue;
+		hs_buf_reset(&p->regenc);
+		hs_reg_acc_enc(&r->acc, &p->regenc);
+		rc = hs_store_stage_reg(p->store, r->key, r->klen, p->regenc.data, p->regenc.len);
+		if (rc < 0)
+			return rc;
+		r->dirty = 0;
+	}
+	return 0;
+}
+
+static void on_reg(struct peer *p, struct pconn *pc, const struct hs_frame *f)
+{
+	int accept = f->type == HS_MSG_REG_ACCEPT;
+	struct hs_reg_rd rd;
+	struct hs_reg_entry e, re;
+	struct hs_msg_wr w;
+	struct pending *pe;
+	size_t off = p->regout.len;
+
+	if (hs_msg_reg_dec(f->type, f->body, f->body_len, &rd) < 0) {
+		proto_close(pc, "malformed %s body", hs_msg_name(f->type));
+		return;
+	}
+	p->reg_frames++;
+	if (accept)
+		hs_msg_reg_accepted_begin(&w, &p->regout, f->id);
+	else
+		hs_msg_reg_promise_begin(&w, &p->regout, f->id);
+	while (hs_reg_next(&rd, &e) == 1) {
+		struct regst *r = NULL;
+		int rc = reg_state(p, e.key, e.key_len, &r);
+
+		p->reg_entries++;
+		if (rc == 0) {
+			rc = accept ? hs_reg_acc_accept(&r->acc, &e.ballot, &e.val)
+				    : hs_reg_acc_prepare(&r->acc, &e.ballot);
+			if (rc == 1) {
+				r->dirty = 1;
+				rc = 0;
+			}
+		}
+		if (rc < 0)
+			p->reg_refused++;
+		if (accept) {
+			static const struct hs_reg_ballot none = { 0, 0 };
+			int have = rc == 0 || rc == -HS_ESEALED;
+
+			hs_msg_reg_accepted_add(&w, e.key, e.key_len, &e.ballot, rc,
+						have ? &r->acc.promised : &none);
+		} else if (rc == 0 || rc == -HS_ESEALED) {
+			hs_reg_acc_promise_entry(&r->acc, e.key, e.key_len, &e.ballot, rc, &re);
+			hs_msg_reg_promise_add(&w, &re);
+		} else {
+			memset(&re, 0, sizeof(re));
+			re.key = e.key;
+			re.key_len = e.key_len;
+			re.ballot = e.ballot;
+			re.status = rc;
+			hs_msg_reg_promise_add(&w, &re);
+		}
+	}
+	hs_msg_wr_end(&w);
+	pe = pend_add(p, pc, f->id, f->type);
+	pe->ro_off = off;
+	pe->ro_len = p->regout.len - off;
+}
+
 static void store_fail(struct peer *p, int err)
 {
 	const char *why = hs_store_failed(p->store);
@@ -604,6 +805,7 @@ static void store_fail(struct peer *p, int err)
 	/* Nothing staged in this turn is acknowledged: drop the replies. */
 	p->npend = 0;
 	p->nsts = 0;
+	reg_turn_reset(p);
 	p->exit_status = EX_IOERR;
 	hs_loop_stop(p->loop);
 }
@@ -630,7 +832,9 @@ static void before_sleep(struct hs_loop *l, void *arg)
 	if (p->exit_status)
 		return;
 	if (p->npend) {
-		r = hs_store_commit(p->store);
+		r = reg_stage(p);
+		if (r == 0)
+			r = hs_store_commit(p->store);
 		if (r < 0) {
 			store_fail(p, r);
 			return;
@@ -642,6 +846,7 @@ static void before_sleep(struct hs_loop *l, void *arg)
 			wake_unbounded(p);
 		p->npend = p->nsts = p->nrel = 0;
 		p->stored_this_turn = 0;
+		reg_turn_reset(p);
 		if (p->trimmed_this_turn) {
 			p->trimmed_this_turn = 0;
 			p->maintain_due = 1;
@@ -797,6 +1002,9 @@ static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	hs_buf_printf(&t, "bytes_sent %llu\n", (unsigned long long)p->bytes_out);
 	hs_buf_printf(&t, "gaps_sent %llu\n", (unsigned long long)p->gaps_out);
 	hs_buf_printf(&t, "frames_received %llu\n", (unsigned long long)p->frames_in);
+	hs_buf_printf(&t, "reg_frames %llu\n", (unsigned long long)p->reg_frames);
+	hs_buf_printf(&t, "reg_entries %llu\n", (unsigned long long)p->reg_entries);
+	hs_buf_printf(&t, "reg_refused %llu\n", (unsigned long long)p->reg_refused);
 	hs_buf_printf(&t, "durability %s\n",
 		      p->sopts.durability == HS_DUR_SYNC    ? "sync"
 		      : p->sopts.durability == HS_DUR_ASYNC ? "async"
@@ -941,6 +1149,10 @@ static void on_frame(struct hs_conn *c, const struct hs_frame *f, void *arg)
 		break;
 	case HS_MSG_STOP:
 		on_stop(p, pc, f);
+		break;
+	case HS_MSG_REG_PREPARE:
+	case HS_MSG_REG_ACCEPT:
+		on_reg(p, pc, f);
 		break;
 	default:
 		proto_close(pc, "unexpected %s frame", hs_msg_name(f->type));
@@ -1277,6 +1489,12 @@ out_listen:
 	while (!LIST_EMPTY(&p.conns))
 		hs_conn_close(LIST_FIRST(&p.conns)->c, 0);
 	hs_store_close(p.store);
+	for (size_t i = 0; i < p.capregs; i++)
+		hs_reg_acc_free(&p.regs[i].acc);
+	free(p.regs);
+	free(p.regidx);
+	hs_buf_free(&p.regout);
+	hs_buf_free(&p.regenc);
 out_loop:
 	hs_loop_free(p.loop);
 out_cli:

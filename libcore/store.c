@@ -46,6 +46,12 @@
  *   'Q' | part BE64                    (9 bytes) -> partition record, 21 bytes:
  *       0 u8 version (1) | 1 u64 created (ms since the epoch)
  *       | 9 u64 run bytes written | 17 u32 crc32c
+ *   'R' | register key (2..256 bytes)  -> acceptor state of one metadata
+ *       register (libpaxos/register.h), the bytes of hs_reg_acc_enc(),
+ *       which carry their own format byte and CRC32C; opaque here.
+ *       Written only by hs_store_stage_reg(); a commit carrying one is
+ *       always fsynced (promises and accepts are durable before replies).
+ *       Never touched by partition drops or repairs.
  *
  * On open every column family is listed and reopened; partitions are
  * matched with their 'Q' records.  A partition with no 'Q' record (a crash
@@ -144,6 +150,7 @@ struct hs_store {
 	rocksdb_writebatch_t *wb;
 	size_t nstaged;
 	uint64_t staged_bytes;
+	int reg_staged;   /* a register state is in the batch: sync it */
 
 	struct ent *tab;
 	size_t tab_cap, tab_n;
@@ -1130,6 +1137,56 @@ int hs_store_stage_trim(struct hs_store *s, uint64_t log, uint64_t trim)
 	return 0;
 }
 
+/* ---- metadata registers ----------------------------------------------- */
+
+#define RKEY_MAX (1 + 255)
+
+int hs_store_reg_get(struct hs_store *s, const uint8_t *key, size_t klen, struct hs_buf *out)
+{
+	uint8_t k[RKEY_MAX];
+	rocksdb_pinnableslice_t *ps;
+	const char *val;
+	char *err = NULL;
+	size_t n;
+
+	hs_buf_reset(out);
+	if (!klen || klen > RKEY_MAX - 1)
+		return -HS_EDATA;
+	if (s->failed)
+		return -HS_ESTOREFAIL;
+	k[0] = 'R';
+	memcpy(k + 1, key, klen);
+	ps = rocksdb_get_pinned_cf(s->db, s->ro, s->cf_meta, (const char *)k, klen + 1, &err);
+	if (err) {
+		hs_error("store '%s': register read: %s", s->dir, err);
+		rocksdb_free(err);
+		return -HS_EIO;
+	}
+	if (!ps)
+		return 0;
+	val = rocksdb_pinnableslice_value(ps, &n);
+	hs_buf_append(out, val, n);
+	rocksdb_pinnableslice_destroy(ps);
+	return 1;
+}
+
+int hs_store_stage_reg(struct hs_store *s, const uint8_t *key, size_t klen, const uint8_t *val,
+		       size_t len)
+{
+	uint8_t k[RKEY_MAX];
+
+	if (!klen || klen > RKEY_MAX - 1)
+		return -HS_EDATA;
+	if (s->failed)
+		return -HS_ESTOREFAIL;
+	k[0] = 'R';
+	memcpy(k + 1, key, klen);
+	rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, klen + 1,
+				  (const char *)val, len);
+	s->reg_staged = 1;
+	return 0;
+}
+
 size_t hs_store_staged(const struct hs_store *s)
 {
 	return s->nstaged;
@@ -1176,8 +1233,11 @@ int hs_store_commit(struct hs_store *s)
 	}
 	if (!rocksdb_writebatch_count(s->wb))
 		return 0;
-	rocksdb_write(s->db, s->wo, s->wb, &err);
+	/* wo_meta syncs unless HS_DUR_MEMORY: registers never wait for the
+	 * background WAL sync of HS_DUR_ASYNC. */
+	rocksdb_write(s->db, s->reg_staged ? s->wo_meta : s->wo, s->wb, &err);
 	rocksdb_writebatch_clear(s->wb);
+	s->reg_staged = 0;
 	s->nstaged = 0;
 	s->staged_bytes = 0;
 	if (err)

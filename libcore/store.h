@@ -5,7 +5,8 @@
  * layout in proto.h) keyed by (log, first LSN), cut into time partitions
  * (one column family each) so whole partitions behind every log's trim point
  * can be dropped in O(1), plus per-log metadata (seal, soft seal, last clean
- * epoch, released, trim, max LSN).  The byte-level format is described at the
+ * epoch, released, trim, max LSN) and the acceptor states of the metadata
+ * registers.  The byte-level format is described at the
  * top of store.c.
  *
  * Usage from a single-threaded event loop (the store is not thread-safe):
@@ -28,6 +29,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
 
 enum hs_durability {
 	HS_DUR_SYNC,   /* WAL fsynced by each commit (the default) */
@@ -102,6 +105,27 @@ int hs_store_stage_lce(struct hs_store *s, uint64_t log, uint32_t lce);
  * trimmed records.  Errors as stage_seal, plus -HS_EIO if a partition cannot
  * be read. */
 int hs_store_stage_trim(struct hs_store *s, uint64_t log, uint64_t trim);
+
+/*
+ * Metadata registers (libpaxos/register.h): hs-peer is an acceptor and keeps
+ * each register's persisted acceptor state (hs_reg_acc_enc bytes, opaque
+ * here) in the meta column family under 'R' | key.
+ *
+ * hs_store_reg_get: copy the COMMITTED state of key[0..klen) (1..255 bytes,
+ * borrowed) into out (reset first; owned by the caller).  States staged but
+ * not yet committed are not seen: a caller that changes a key several times
+ * in one batch keeps the latest state itself.  Returns 1 (found), 0 (absent:
+ * out is empty), -HS_EDATA (bad klen), -HS_EIO or -HS_ESTOREFAIL.
+ *
+ * hs_store_stage_reg: stage val[0..len) (copied) as the state of key into
+ * the current batch; the last staging of a key in a batch wins.  A commit
+ * that carries a register state is fsynced even with HS_DUR_ASYNC
+ * (promises and accepts must be durable before the reply; HS_DUR_MEMORY
+ * stays unsafe).  Returns 0, -HS_EDATA (bad klen) or -HS_ESTOREFAIL.
+ */
+int hs_store_reg_get(struct hs_store *s, const uint8_t *key, size_t klen, struct hs_buf *out);
+int hs_store_stage_reg(struct hs_store *s, const uint8_t *key, size_t klen, const uint8_t *val,
+		       size_t len);
 
 /* Number of runs staged since the last commit (0 = nothing to commit, though
  * metadata changes may be staged: commit anyway when unsure, it is cheap). */

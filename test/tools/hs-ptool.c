@@ -30,6 +30,21 @@
  *       Send bytes (raw; with --frame wrapped in a valid frame of that type,
  *       id 2) after the handshake or before it, then print "closed" if the
  *       peer closed the connection within the timeout, else "open".
+ *   reg --peers A1,A2,... [--q1 N] [--q2 N] [--proposer-id N] [--attempts N]
+ *       [--phase-timeout DUR] incr KEY [--count N] [--inflight K]
+ *       | read KEY | cas KEY OLD NEW
+ *       Drive the real CASPaxos proposer (libpaxos/register.h) over every
+ *       listed peer (the acceptors), on the libcore event loop, with one
+ *       reconnecting connection per peer.  incr adds 1 to the decimal
+ *       counter in KEY (absent = 0) N times, K changes queued at a time
+ *       (1: strictly sequential), and prints the final value; read prints
+ *       the value; cas sets NEW iff the value is OLD (absent = ""), else
+ *       exit 1.  No quorum: exit 69; quorums that do not intersect (q1 + q2
+ *       <= peers): exit 78; an outcome unknown: exit 75.  incr goes on after
+ *       an increment with an unknown outcome (contention can cause one; it
+ *       is applied at most once) and then exits 75 saying "N acknowledged,
+ *       U with unknown outcome"; the no-quorum message gives the same two
+ *       counts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,8 +64,11 @@
 #include "log.h"
 #include "loop.h"
 #include "parse.h"
+#include "conn.h"
+#include "net.h"
 #include "pos.h"
 #include "proto.h"
+#include "register.h"
 #include "run.h"
 #include "syncconn.h"
 #include "wire.h"
@@ -65,14 +83,17 @@ static const char usage_text[] =
 	"  seal --log L --epoch E [--soft] [--lce N]\n"
 	"  release --log L --lsn LSN | trim --log L --lsn LSN | meta --log L | stats\n"
 	"  hello --version V | raw [--frame TYPE] --hex HEX [--no-hello]\n"
-	"  garbage N [--no-hello]\n";
+	"  garbage N [--no-hello]\n"
+	"  reg --peers A1,A2,.. [--q1 N] [--q2 N] [--proposer-id N] [--attempts N]\n"
+	"      [--phase-timeout DUR] incr KEY [--count N] [--inflight K] | read KEY\n"
+	"      | cas KEY OLD NEW\n";
 
 static const char help_text[] =
 	"hs-ptool - test client of the hs-peer protocol\n"
 	"\n"
 	"usage: hs-ptool [-a ADDR] [-t DUR] COMMAND [options]\n"
 	"\n"
-	"commands: store, read, seal, release, trim, meta, stats, hello, raw, garbage\n"
+	"commands: store, read, seal, release, trim, meta, stats, hello, raw, garbage, reg\n"
 	"\n"
 	"      --log L              log id\n"
 	"      --epoch E            epoch of the stored LSNs / of the seal\n"
@@ -100,6 +121,12 @@ static const char help_text[] =
 	"      --hex HEX            (raw) bytes to send\n"
 	"      --frame TYPE         (raw) wrap the --hex bytes in a valid frame of TYPE\n"
 	"      --no-hello           (raw, garbage) send before the handshake\n"
+	"      --peers A1,A2,...    (reg) the acceptors: every peer of the register set\n"
+	"      --q1 N, --q2 N       (reg) phase-1/phase-2 quorums (default: majority);\n"
+	"                           q1 + q2 must exceed the number of peers\n"
+	"      --proposer-id N      (reg) unique per run (default: from pid and time)\n"
+	"      --attempts N         (reg) rounds per change before giving up (1..16, default 8)\n"
+	"      --phase-timeout DUR  (reg) wait per phase before a retry (default 500ms)\n"
 	"  -a, --addr ADDR          peer address (HS_ADDR)\n"
 	"  -t, --timeout DUR        per wait (default 5s)\n"
 	"  -v, -q, -h, -V           verbose, quiet, help, version\n";
@@ -109,7 +136,8 @@ enum {
 	OPT_SIZE, OPT_INFLIGHT, OPT_RATE, OPT_RECOVERY, OPT_ACKS, OPT_PAYLOAD_FILE,
 	OPT_STDIN, OPT_FROM, OPT_UNTIL, OPT_WINDOW, OPT_NO_REFILL, OPT_IGNORE_RELEASED,
 	OPT_IDLE_EXIT, OPT_FORMAT, OPT_SOFT, OPT_LCE, OPT_LSN, OPT_PVERSION, OPT_HEX,
-	OPT_NO_HELLO, OPT_FRAME,
+	OPT_NO_HELLO, OPT_FRAME, OPT_PEERS, OPT_Q1, OPT_Q2, OPT_PROPOSER_ID, OPT_ATTEMPTS,
+	OPT_PHASE_TIMEOUT,
 };
 
 enum fmt { FMT_LINE, FMT_HEX, FMT_LSN, FMT_PAYLOAD };
@@ -142,6 +170,11 @@ struct opts {
 	int no_hello;
 	int has_frame;
 	uint64_t frame_type;
+	const char *args[4];      /* positional arguments after the command */
+	int nargs;
+	int has_inflight;
+	const char *peers;
+	uint64_t q1, q2, proposer_id, attempts, phase_ms;
 };
 
 static struct hs_cli cli;
@@ -860,6 +893,394 @@ out:
 	return status;
 }
 
+/* ---- reg ------------------------------------------------------------------- */
+
+#define REG_RECONNECT_MS 200
+
+struct racc {
+	struct rctx *x;
+	int idx;
+	char addr[HS_NET_ADDR_MAX];
+	struct hs_conn *c;        /* NULL while down */
+	uint64_t retry;           /* reconnect timer id, 0 = none */
+	int warned;
+};
+
+struct rctx {
+	struct hs_loop *loop;
+	struct hs_reg_proposer *prop;
+	struct racc acc[HS_REG_MAX_ACCEPTORS];
+	int nacc;
+	uint64_t timer;           /* the proposer's timer id, 0 = none */
+	const char *key;
+	size_t klen;
+	uint64_t todo;            /* incr: changes not yet queued */
+	uint64_t inflight;        /* changes queued, not completed */
+	uint64_t acked;           /* incr: increments applied */
+	uint64_t unknown;         /* incr: outcome unknown (applied at most once) */
+	int status;               /* first failure, 0 if none */
+	const char *old, *new_;   /* cas */
+	struct hs_buf val;        /* the value after the last completed change */
+	int have_val;
+};
+
+static void racc_connect(struct racc *a);
+
+static void racc_on_retry(struct hs_loop *l, void *arg)
+{
+	struct racc *a = arg;
+
+	a->retry = 0;
+	racc_connect(a);
+}
+
+static void racc_down(struct racc *a)
+{
+	if (!a->retry)
+		a->retry = hs_loop_timer(a->x->loop, REG_RECONNECT_MS, racc_on_retry, a);
+}
+
+static void racc_frame(struct hs_conn *c, const struct hs_frame *f, void *arg)
+{
+	struct racc *a = arg;
+	struct hs_result res;
+
+	switch (f->type) {
+	case HS_MSG_HELLO:
+		return;
+	case HS_MSG_REG_PROMISE:
+	case HS_MSG_REG_ACCEPTED:
+		if (hs_reg_proposer_on_reply(a->x->prop, a->idx, f->type, f->body,
+					     f->body_len) < 0) {
+			hs_warn("%s: malformed %s; reconnecting", a->addr, hs_msg_name(f->type));
+			hs_conn_close(c, -HS_EPROTO);
+		}
+		return;
+	case HS_MSG_RESULT:
+		if (hs_msg_result_dec(f->body, f->body_len, &res) == 0 && res.status < 0) {
+			hs_warn("%s: refused: %.*s", a->addr, (int)res.msg_len, res.msg);
+			hs_conn_close(c, res.status);
+		}
+		return;
+	default:
+		hs_warn("%s: unexpected %s frame", a->addr, hs_msg_name(f->type));
+		hs_conn_close(c, -HS_EPROTO);
+	}
+}
+
+static void racc_closed(struct hs_conn *c, int err, void *arg)
+{
+	struct racc *a = arg;
+
+	a->c = NULL;
+	if (!a->warned)
+		hs_info("%s: connection lost (%s); reconnecting", a->addr,
+			err ? hs_strerror(err) : "closed");
+	a->warned = 1;
+	racc_down(a);
+}
+
+static const struct hs_conn_ops racc_ops = {
+	.frame = racc_frame,
+	.closed = racc_closed,
+};
+
+/* Connect without blocking and queue HELLO: requests sent before its reply
+ * follow it on the same connection, which the peer serves in order. */
+static void racc_connect(struct racc *a)
+{
+	struct hs_hello h = { .version = HS_PROTO_VERSION, .role = HS_ROLE_TOOL,
+			      .max_frame = HS_FRAME_MAX_DEFAULT };
+	int fd = hs_net_connect(a->addr, 1);
+
+	if (fd < 0) {
+		if (!a->warned)
+			hs_info("%s: cannot connect (%s); retrying", a->addr, hs_strerror(fd));
+		a->warned = 1;
+		racc_down(a);
+		return;
+	}
+	a->c = hs_conn_new(a->x->loop, fd, &racc_ops, a);
+	if (!a->c) {
+		racc_down(a);
+		return;
+	}
+	hs_msg_hello_enc(hs_conn_out(a->c), 1, &h);
+}
+
+static void rop_send(void *arg, int idx, const uint8_t *frame, size_t len)
+{
+	struct rctx *x = arg;
+	struct racc *a = &x->acc[idx];
+
+	/* Best effort: a frame for a peer that is down is lost, which costs
+	 * the proposer a timeout at worst. */
+	if (a->c && !hs_conn_closing(a->c))
+		hs_buf_append(hs_conn_out(a->c), frame, len);
+}
+
+static uint64_t rop_now(void *arg)
+{
+	return hs_now_ms();
+}
+
+static uint32_t rop_rand(void *arg)
+{
+	return (uint32_t)random();
+}
+
+static void rop_on_timer(struct hs_loop *l, void *arg)
+{
+	struct rctx *x = arg;
+
+	x->timer = 0;
+	hs_reg_proposer_on_timer(x->prop);
+}
+
+static void rop_timer(void *arg, uint64_t at_ms)
+{
+	struct rctx *x = arg;
+	uint64_t now = hs_now_ms();
+
+	hs_loop_timer_cancel(x->loop, x->timer);
+	x->timer = hs_loop_timer(x->loop, at_ms > now ? at_ms - now : 0, rop_on_timer, x);
+}
+
+/* The value as a counter: absent = 0; anything but a decimal number fails. */
+static int counter_of(const uint8_t *cur, size_t len, uint64_t *v)
+{
+	char buf[32];
+
+	*v = 0;
+	if (!len)
+		return 0;
+	if (len >= sizeof(buf))
+		return -HS_EDATA;
+	memcpy(buf, cur, len);
+	buf[len] = 0;
+	return hs_parse_u64(buf, v) < 0 ? -HS_EDATA : 0;
+}
+
+static int fn_incr(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		   struct hs_buf *out)
+{
+	uint64_t v;
+
+	if (counter_of(cur, len, &v) < 0 || v == UINT64_MAX)
+		return -HS_EDATA;
+	hs_buf_printf(out, "%llu", (unsigned long long)(v + 1));
+	return 0;
+}
+
+static int fn_cas(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		  struct hs_buf *out)
+{
+	struct rctx *x = arg;
+	size_t ol = strlen(x->old), nl = strlen(x->new_);
+
+	if (len != ol || memcmp(cur, x->old, ol))
+		return -HS_EEXIST;
+	if (nl == ol && !memcmp(x->old, x->new_, ol))
+		return HS_REG_SAME;
+	hs_buf_append(out, x->new_, nl);
+	return 0;
+}
+
+static void reg_done(void *arg, int status, const uint8_t *value, size_t len,
+		     uint64_t version);
+
+static void reg_queue(struct rctx *x)
+{
+	hs_reg_fn fn = !strcmp(o.args[0], "incr") ? fn_incr : fn_cas;
+	int r;
+
+	while (x->todo && (!o.inflight || x->inflight < o.inflight) && !x->status) {
+		if (!strcmp(o.args[0], "read"))
+			r = hs_reg_read(x->prop, x->key, x->klen, reg_done, x);
+		else
+			r = hs_reg_change(x->prop, x->key, x->klen, fn, reg_done, x);
+		if (r < 0) {
+			x->status = r;
+			return;
+		}
+		x->todo--;
+		x->inflight++;
+	}
+}
+
+static void reg_done(void *arg, int status, const uint8_t *value, size_t len,
+		     uint64_t version)
+{
+	struct rctx *x = arg;
+
+	x->inflight--;
+	if (status == -HS_ETIMEOUT && !strcmp(o.args[0], "incr")) {
+		/* Contention can leave an increment's outcome unknown (another
+		 * proposer may have built on its partly accepted round); it is
+		 * never applied twice, so go on with the others. */
+		x->unknown++;
+		reg_queue(x);
+		return;
+	}
+	if (status < 0) {
+		if (!x->status)
+			x->status = status;
+		return;
+	}
+	if (!strcmp(o.args[0], "incr"))
+		x->acked++;
+	hs_buf_reset(&x->val);
+	hs_buf_append(&x->val, value, len);
+	x->have_val = 1;
+	reg_queue(x);
+}
+
+static void reg_turn(struct hs_loop *l, void *arg)
+{
+	struct rctx *x = arg;
+
+	hs_reg_proposer_flush(x->prop);
+	if (!x->inflight && (!x->todo || x->status))
+		hs_loop_stop(l);
+}
+
+static int cmd_reg(void)
+{
+	struct rctx *x;
+	struct hs_reg_cfg cfg = { 0 };
+	struct hs_reg_ops ops = { rop_send, rop_now, rop_rand, rop_timer };
+	const char *sub = o.nargs ? o.args[0] : "";
+	const char *p;
+	int status = 0, r, want = !strcmp(sub, "cas") ? 4 : 2;
+
+	if (strcmp(sub, "incr") && strcmp(sub, "read") && strcmp(sub, "cas"))
+		return hs_cli_usage_error(&cli, "reg: use incr KEY, read KEY or cas KEY OLD NEW");
+	if (o.nargs != want)
+		return hs_cli_usage_error(&cli, "reg %s: %s", sub,
+					  want == 4 ? "needs KEY OLD NEW" : "needs KEY");
+	if (!o.peers)
+		return hs_cli_usage_error(&cli, "reg needs --peers ADDR1,ADDR2,...");
+	if (!*o.args[1] || strlen(o.args[1]) > HS_REG_KEY_MAX)
+		return hs_cli_usage_error(&cli, "reg: KEY must be 1..%d bytes", HS_REG_KEY_MAX);
+	if (o.attempts > HS_REG_MAX_ATTEMPTS || (o.has_inflight && !o.inflight))
+		return hs_cli_usage_error(&cli, "reg: --attempts is 1..%d, --inflight >= 1",
+					  HS_REG_MAX_ATTEMPTS);
+
+	x = hs_xcalloc(1, sizeof(*x));
+	for (p = o.peers; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (!n || n >= HS_NET_ADDR_MAX || x->nacc == HS_REG_MAX_ACCEPTORS) {
+			status = hs_cli_usage_error(&cli, "reg: bad --peers list (1..%d addresses)",
+						    HS_REG_MAX_ACCEPTORS);
+			goto out;
+		}
+		memcpy(x->acc[x->nacc].addr, p, n);
+		x->acc[x->nacc].addr[n] = 0;
+		x->acc[x->nacc].x = x;
+		x->acc[x->nacc].idx = x->nacc;
+		x->nacc++;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	cfg.nacc = x->nacc;
+	cfg.q1 = (int)o.q1;
+	cfg.q2 = (int)o.q2;
+	if (o.q1 > (uint64_t)x->nacc || o.q2 > (uint64_t)x->nacc ||
+	    (cfg.q1 ? cfg.q1 : x->nacc / 2 + 1) + (cfg.q2 ? cfg.q2 : x->nacc / 2 + 1) <= x->nacc) {
+		status = hs_cli_fail(&cli, EX_CONFIG,
+				     "reg: quorums q1 %d + q2 %d must be at most %d each and add up "
+				     "to more than %d peers (every phase-1 quorum must meet every "
+				     "phase-2 quorum)",
+				     cfg.q1 ? cfg.q1 : x->nacc / 2 + 1, cfg.q2 ? cfg.q2 : x->nacc / 2 + 1,
+				     x->nacc, x->nacc);
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)(getpid() ^ hs_now_us()));
+	cfg.proposer_id = o.proposer_id
+		? (uint32_t)o.proposer_id
+		: ((uint32_t)getpid() << 12 ^ (uint32_t)hs_wall_ms()) | 1;
+	cfg.timeout_ms = (uint32_t)o.phase_ms;
+	cfg.max_attempts = (int)o.attempts;
+	r = hs_reg_proposer_new(&cfg, &ops, x, &x->prop);
+	if (r < 0) {
+		status = hs_cli_fail(&cli, hs_exit_status(r), "reg: bad proposer configuration: %s",
+				     hs_strerror(r));
+		goto out;
+	}
+	x->loop = hs_loop_new();
+	if (!x->loop) {
+		status = hs_cli_fail(&cli, EX_OSERR, "cannot create the event loop: %s",
+				     strerror(errno));
+		goto out;
+	}
+	hs_loop_before_sleep(x->loop, reg_turn, x);
+	x->key = o.args[1];
+	x->klen = strlen(x->key);
+	x->old = o.args[2];
+	x->new_ = o.args[3];
+	x->todo = !strcmp(sub, "incr") && o.has_count ? o.count : 1;
+	if (!o.has_inflight)
+		o.inflight = 1;
+	for (int i = 0; i < x->nacc; i++)
+		racc_connect(&x->acc[i]);
+	reg_queue(x);
+	r = hs_loop_run(x->loop);
+	if (r < 0) {
+		status = hs_cli_fail(&cli, EX_OSERR, "event loop failed: %s", hs_strerror(r));
+		goto out;
+	}
+	if (x->status == -HS_EEXIST) {
+		status = hs_cli_fail(&cli, 1, "reg cas %s: the value is not '%s'", x->key, x->old);
+	} else if (x->status == -HS_EDATA) {
+		status = hs_cli_fail(&cli, EX_DATAERR, "reg %s %s: the value is not a decimal counter",
+				     sub, x->key);
+	} else if (x->status == -HS_EUNAVAIL) {
+		status = hs_cli_fail(&cli, EX_UNAVAILABLE,
+				     "reg %s %s: no quorum of acceptors (q1 %d, q2 %d of %d peers) "
+				     "after %llu attempts: not applied (%llu acknowledged, %llu with "
+				     "unknown outcome before)",
+				     sub, x->key, cfg.q1 ? cfg.q1 : x->nacc / 2 + 1,
+				     cfg.q2 ? cfg.q2 : x->nacc / 2 + 1, x->nacc,
+				     (unsigned long long)(o.attempts ? o.attempts : 8),
+				     (unsigned long long)x->acked, (unsigned long long)x->unknown);
+	} else if (x->status == -HS_ETIMEOUT) {
+		status = hs_cli_fail(&cli, EX_TEMPFAIL,
+				     "reg %s %s: gave up without a quorum; the change may or may "
+				     "not be applied, never twice",
+				     sub, x->key);
+	} else if (x->status) {
+		status = hs_cli_fail(&cli, hs_exit_status(x->status), "reg %s %s: %s", sub, x->key,
+				     hs_strerror(x->status));
+	} else if (x->unknown) {
+		status = hs_cli_fail(&cli, EX_TEMPFAIL,
+				     "reg incr %s: %llu acknowledged, %llu with unknown outcome "
+				     "(each applied at most once); value after the last "
+				     "acknowledged one: %.*s",
+				     x->key, (unsigned long long)x->acked,
+				     (unsigned long long)x->unknown, (int)x->val.len,
+				     x->val.data ? (const char *)x->val.data : "");
+	} else {
+		fwrite(x->val.data, 1, x->val.len, stdout);
+		putchar('\n');
+		if (fflush(stdout) != 0)
+			status = hs_cli_fail(&cli, EX_IOERR, "cannot write the output");
+	}
+out:
+	if (x->prop)
+		hs_reg_proposer_free(x->prop);
+	for (int i = 0; i < x->nacc; i++)
+		if (x->acc[i].c)
+			hs_conn_close(x->acc[i].c, 0);
+	if (x->loop)
+		hs_loop_free(x->loop);
+	hs_buf_free(&x->val);
+	free(x);
+	return status;
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static int num(const char *flag, const char *arg, uint64_t *v)
@@ -911,6 +1332,12 @@ static int parse(int argc, char **argv)
 		{ "hex", required_argument, NULL, OPT_HEX },
 		{ "no-hello", no_argument, NULL, OPT_NO_HELLO },
 		{ "frame", required_argument, NULL, OPT_FRAME },
+		{ "peers", required_argument, NULL, OPT_PEERS },
+		{ "q1", required_argument, NULL, OPT_Q1 },
+		{ "q2", required_argument, NULL, OPT_Q2 },
+		{ "proposer-id", required_argument, NULL, OPT_PROPOSER_ID },
+		{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
+		{ "phase-timeout", required_argument, NULL, OPT_PHASE_TIMEOUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt, status, r = 0;
@@ -921,6 +1348,7 @@ static int parse(int argc, char **argv)
 	o.inflight = 8;
 	o.window = 10000;
 	o.version = HS_PROTO_VERSION;
+	o.phase_ms = 500;
 	/* "hello --version V" reads naturally; -V/--version elsewhere is the
 	 * common flag, so rewrite it before getopt sees it. */
 	if (argc > 1) {
@@ -947,7 +1375,10 @@ static int parse(int argc, char **argv)
 			if (hs_parse_size(optarg, &o.size) < 0 || o.size > (16u << 20))
 				r = hs_cli_usage_error(&cli, "invalid --size '%s'", optarg);
 			break;
-		case OPT_INFLIGHT: r = num("--inflight", optarg, &o.inflight); break;
+		case OPT_INFLIGHT:
+			r = num("--inflight", optarg, &o.inflight);
+			o.has_inflight = 1;
+			break;
 		case OPT_RATE: r = num("--rate", optarg, &o.rate); break;
 		case OPT_RECOVERY:
 			r = num("--recovery", optarg, &o.ballot);
@@ -989,6 +1420,20 @@ static int parse(int argc, char **argv)
 				r = hs_cli_usage_error(&cli, "--frame must be 0..65535");
 			o.has_frame = 1;
 			break;
+		case OPT_PEERS: o.peers = optarg; break;
+		case OPT_Q1: r = num("--q1", optarg, &o.q1); break;
+		case OPT_Q2: r = num("--q2", optarg, &o.q2); break;
+		case OPT_PROPOSER_ID:
+			r = num("--proposer-id", optarg, &o.proposer_id);
+			if (!r && (!o.proposer_id || o.proposer_id > UINT32_MAX))
+				r = hs_cli_usage_error(&cli, "--proposer-id must be 1..4294967295");
+			break;
+		case OPT_ATTEMPTS: r = num("--attempts", optarg, &o.attempts); break;
+		case OPT_PHASE_TIMEOUT:
+			if (hs_parse_duration_ms(optarg, &o.phase_ms) < 0 || !o.phase_ms ||
+			    o.phase_ms > UINT32_MAX)
+				r = hs_cli_usage_error(&cli, "invalid --phase-timeout '%s'", optarg);
+			break;
 		default: r = hs_cli_usage_error(&cli, "unexpected option"); break;
 		}
 		if (r)
@@ -997,10 +1442,12 @@ static int parse(int argc, char **argv)
 	if (optind >= argc)
 		return hs_cli_usage_error(&cli, "no command");
 	o.cmd = argv[optind++];
-	if (optind < argc)
-		o.arg = argv[optind++];
-	if (optind < argc)
-		return hs_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind]);
+	while (optind < argc && o.nargs < (int)(sizeof(o.args) / sizeof(o.args[0])))
+		o.args[o.nargs++] = argv[optind++];
+	o.arg = o.args[0];
+	if (optind < argc || (o.nargs > 1 && strcmp(o.cmd, "reg")))
+		return hs_cli_usage_error(&cli, "unexpected argument '%s'",
+					  optind < argc ? argv[optind] : o.args[1]);
 	return hs_cli_finish(&cli);
 }
 
@@ -1035,6 +1482,8 @@ int main(int argc, char **argv)
 		status = cmd_raw(0);
 	else if (!strcmp(o.cmd, "garbage"))
 		status = cmd_raw(1);
+	else if (!strcmp(o.cmd, "reg"))
+		status = cmd_reg();
 	else
 		status = hs_cli_usage_error(&cli, "unknown command '%s'", o.cmd);
 out:
