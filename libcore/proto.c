@@ -15,6 +15,7 @@
 #include "err.h"
 #include "frame.h"
 #include "proto.h"
+#include "proto_client.h"
 #include "wire.h"
 
 static int done(struct hs_rd *r)
@@ -617,7 +618,7 @@ const char *hs_msg_name(uint16_t type)
 	case HS_MSG_REG_ACCEPT: return "REG_ACCEPT";
 	case HS_MSG_REG_ACCEPTED: return "REG_ACCEPTED";
 	}
-	return "?";
+	return hs_msg_client_name(type); /* 64..95, proto_client.h */
 }
 
 bool hs_msg_known(uint16_t type)

@@ -156,7 +156,7 @@
  *   another negative status as for REG_PROMISE.
  * A key_len of 0 or a value len over HS_REG_VALUE_MAX is malformed.
  *
- * Later issues add the client<->serve family (64..95) here.
+ * CLIENT <-> SERVE MESSAGES (64..95) are specified in proto_client.h.
  */
 #ifndef HS_PROTO_H
 #define HS_PROTO_H
