@@ -653,6 +653,14 @@ static void set_options(struct hs_store *s, const struct hs_store_opts *o)
 	 * help.  Debian's librocksdb links it. */
 	rocksdb_options_set_compression(opts, rocksdb_lz4_compression);
 	rocksdb_options_set_keep_log_file_num(opts, 4);
+	/* Its info LOG shares the data directory, and Debian's librocksdb
+	 * 7.8.3 is built with assertions: once an append to LOG failed (disk
+	 * full), the next one aborts the process (WritableFileWriter::
+	 * AssertFalseAndGetStatusForPrevError) instead of hs-peer reporting
+	 * the failed commit and exiting 74.  Only FATAL (4) lines, which
+	 * RocksDB writes when it is lost anyway, may go there; every error
+	 * that matters reaches us as a Status and is logged by us. */
+	rocksdb_options_set_info_log_level(opts, 4);
 
 	s->cache = rocksdb_cache_create_lru(o->cache_bytes ? o->cache_bytes : DEF_CACHE);
 	s->bbto = rocksdb_block_based_options_create();

@@ -19,34 +19,6 @@ teardown_file() {
 	return "$st"
 }
 
-# check_acks NAME ACKS: read log 1 of peer NAME in full (ignoring the released
-# point: the writer never released) and check that every LSN of every
-# "FIRST LAST" line of ACKS is there with the payload hs-ptool generated for
-# it ("<lsn>:" then letters, 100 bytes).  Prints "acked N missing M bad B".
-check_acks() {
-	local max
-	max=$(ptool -a "$PEER_ADDR" meta --log 1 | sed -n 's/^max_lsn=//p')
-	[ -n "$max" ] && [ "$max" != 0 ] || { echo "no records at all"; return 1; }
-	ptool -a "$PEER_ADDR" read --log 1 --ignore-released --until "$max" \
-		>"$HS_T/$1.read" || return 1
-	awk -F'\t' '
-		FNR == NR {
-			if ($1 ~ /^GAP/) next
-			if (index($2, $1 ":") == 1 && length($2) == 100) ok[$1] = 1
-			else bad++
-			next
-		}
-		{
-			split($0, r, " "); split(r[1], a, "n"); split(r[2], b, "n")
-			for (i = a[2]; i <= b[2]; i++) {
-				acked++
-				if (!((a[1] "n" i) in ok)) missing++
-			}
-		}
-		END { printf "acked %d missing %d bad %d\n", acked, missing, bad }
-	' "$HS_T/$1.read" "$2"
-}
-
 @test "kill -9 during a stream of STOREs loses nothing acknowledged" {
 	peer_start k
 	timeout 60 "$HS_TOOLS/hs-ptool" -a "$PEER_ADDR" store --log 1 --epoch 1 \

@@ -1,0 +1,94 @@
+#!/usr/bin/env bats
+# 14-peer-diskfull: a full disk under hs-peer is a clear error, not a crash,
+# and loses nothing acknowledged (DESIGN.md §10.1).  The data directory is a
+# small tmpfs: memtables live in memory, so the WAL is what fills it.  The
+# peer must log "No space left on device" naming its store directory and the
+# file it failed on, stop acknowledging and exit 74 (never die by a signal);
+# once the disk is grown, it must restart on the same data and serve every
+# acknowledged record.  Needs root (mount); skipped otherwise.
+
+load helpers
+
+setup_file() {
+	hs_tmpdir
+	if [ "$(id -u)" -ne 0 ]; then
+		HS_MOUNT_SKIP="not root: cannot mount a tmpfs"
+	else
+		mkdir "$HS_T/probe"
+		if mount -t tmpfs -o size=1m tmpfs "$HS_T/probe" 2>"$HS_T/mount.err"; then
+			umount "$HS_T/probe"
+		else
+			HS_MOUNT_SKIP="cannot mount a tmpfs (no CAP_SYS_ADMIN?): $(head -n 1 "$HS_T/mount.err")"
+		fi
+	fi
+	export HS_MOUNT_SKIP
+}
+
+teardown_file() {
+	local st=0 d
+	for d in small big; do
+		hs_daemon_stop "$d" || st=1
+		# Always unmount, even after a failure; a lazy unmount cannot be
+		# refused by a straggler still holding a file open.
+		if mountpoint -q "$HS_T/$d.d"; then
+			umount "$HS_T/$d.d" 2>/dev/null || umount -l "$HS_T/$d.d" || st=1
+		fi
+	done
+	[ "$st" -eq 0 ] && hs_tmpdir_remove
+	return "$st"
+}
+
+# diskfull NAME SIZE MIN_ACKED: mount a tmpfs of SIZE as the data directory
+# of peer NAME, store until the disk is full, check how the peer failed,
+# grow the disk, restart the peer and check that at least MIN_ACKED records
+# were acknowledged and are all there.
+diskfull() {
+	local name=$1 dir=$HS_T/$1.d
+
+	[ -z "$HS_MOUNT_SKIP" ] || skip "$HS_MOUNT_SKIP"
+	# The mount point is the peer's data directory itself (see peer_start).
+	mkdir "$dir"
+	mount -t tmpfs -o "size=$2,mode=0700" tmpfs "$dir"
+	peer_start "$name"
+	run ptool -a "$PEER_ADDR" store --log 1 --epoch 1 --count 10000000 --run 100 \
+		--inflight 4 --acks "$HS_T/$name.acks"
+	echo "$output"
+	# The peer went away mid-stream without replying to what it could not
+	# store (whether the client sees EOF or a reset depends on timing).
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"waiting for STORED: "*@(peer closed the connection|Connection reset by peer)* ]]
+	hs_daemon_wait_exit "$name" 20
+	# EX_IOERR, not 128 + SIGABRT (see the info log level in store.c).
+	[ "$HS_EXIT" -eq 74 ] || { echo "# exit status $HS_EXIT" >&3; hs_show "$HS_T/$name.err"; false; }
+	[ ! -e "$HS_T/$name.pid" ]
+	# Which store, what it was doing, which file, and why.
+	grep -Eq "error: store '$dir' failed: commit: .*No space left on device.* $dir/[0-9]+\.(log|sst)" \
+		"$HS_T/$name.err"
+	grep -q 'error: store failed: .*No space left on device.*; exiting' "$HS_T/$name.err"
+
+	# Grow the disk: the WAL is replayed and every ack is there.
+	mount -o remount,size=256m "$dir"
+	peer_start "$name"
+	run check_acks "$name" "$HS_T/$name.acks"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^acked\ ([0-9]+)\ missing\ 0\ bad\ 0$ ]]
+	[ "${BASH_REMATCH[1]}" -ge "$3" ]
+	# It accepts writes again.
+	run ptool -a "$PEER_ADDR" store --log 1 --epoch 2 --count 1000 --run 100
+	[ "$status" -eq 0 ]
+	hs_daemon_stop "$name"
+	umount "$dir"
+}
+
+# 24 MiB hold about 180k records of 100 bytes in the first WAL, which fills
+# the disk long before the 64 MiB memtable is switched.
+@test "full disk while appending to the WAL: exit 74, clear error, nothing acknowledged lost" {
+	diskfull small 24m 100000
+}
+
+# 100 MiB: the first memtable is switched and flushed to an SST (written
+# while the second WAL grows) before the disk fills.
+@test "full disk after a memtable flush: exit 74, clear error, nothing acknowledged lost" {
+	diskfull big 100m 600000
+}
