@@ -18,13 +18,6 @@
 #include "proto_client.h"
 #include "wire.h"
 
-static int done(struct hs_rd *r)
-{
-	if (r->err)
-		return r->err;
-	return hs_rd_left(r) ? -HS_EPROTO : 0;
-}
-
 /* ---- fixed-layout messages ---------------------------------------------- */
 
 void hs_msg_hello_enc(struct hs_buf *b, uint64_t id, const struct hs_hello *m)
@@ -104,7 +97,7 @@ int hs_msg_result_dec(const uint8_t *body, size_t len, struct hs_result *m)
 	m->status = (int32_t)hs_r32(&r);
 	m->msg_len = hs_r16(&r);
 	m->msg = (const char *)hs_rd_take(&r, m->msg_len);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_seal_enc(struct hs_buf *b, uint64_t id, const struct hs_seal *m)
@@ -129,7 +122,7 @@ int hs_msg_seal_dec(const uint8_t *body, size_t len, struct hs_seal *m)
 	m->lce = hs_r32(&r);
 	if (m->soft > 1)
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_trim_enc(struct hs_buf *b, uint64_t id, const struct hs_trim *m)
@@ -148,7 +141,7 @@ int hs_msg_trim_dec(const uint8_t *body, size_t len, struct hs_trim *m)
 	hs_rd_init(&r, body, len);
 	m->log = hs_r64(&r);
 	m->trim = hs_r64(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_getmeta_enc(struct hs_buf *b, uint64_t id, const struct hs_getmeta *m)
@@ -165,7 +158,7 @@ int hs_msg_getmeta_dec(const uint8_t *body, size_t len, struct hs_getmeta *m)
 
 	hs_rd_init(&r, body, len);
 	m->log = hs_r64(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_meta_enc(struct hs_buf *b, uint64_t id, const struct hs_meta *m)
@@ -194,7 +187,7 @@ int hs_msg_meta_dec(const uint8_t *body, size_t len, struct hs_meta *m)
 	m->released = hs_r64(&r);
 	m->trim = hs_r64(&r);
 	m->max_lsn = hs_r64(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_stats_enc(struct hs_buf *b, uint64_t id)
@@ -248,7 +241,7 @@ int hs_msg_start_dec(const uint8_t *body, size_t len, struct hs_start *m)
 	m->win_records = hs_r32(&r);
 	m->win_bytes = hs_r32(&r);
 	m->flags = hs_r32(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_gap_enc(struct hs_buf *b, uint64_t id, const struct hs_gap *m)
@@ -273,7 +266,7 @@ int hs_msg_gap_dec(const uint8_t *body, size_t len, struct hs_gap *m)
 	m->reason = hs_r8(&r);
 	if (!r.err && (m->reason < HS_GAP_TRIM || m->reason > HS_GAP_CHECKSUM || m->lo > m->hi))
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_window_enc(struct hs_buf *b, uint64_t id, const struct hs_window *m)
@@ -294,7 +287,7 @@ int hs_msg_window_dec(const uint8_t *body, size_t len, struct hs_window *m)
 	m->stream = hs_r32(&r);
 	m->add_records = hs_r32(&r);
 	m->add_bytes = hs_r32(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_stop_enc(struct hs_buf *b, uint64_t id, const struct hs_stop *m)
@@ -311,7 +304,7 @@ int hs_msg_stop_dec(const uint8_t *body, size_t len, struct hs_stop *m)
 
 	hs_rd_init(&r, body, len);
 	m->stream = hs_r32(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_end_enc(struct hs_buf *b, uint64_t id, const struct hs_end *m)
@@ -330,12 +323,12 @@ int hs_msg_end_dec(const uint8_t *body, size_t len, struct hs_end *m)
 	hs_rd_init(&r, body, len);
 	m->stream = hs_r32(&r);
 	m->status = (int32_t)hs_r32(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 /* ---- list writer ------------------------------------------------------- */
 
-static void wr_begin(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint64_t id)
+void hs_msg_wr_begin(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint64_t id)
 {
 	w->b = b;
 	w->start = hs_frame_begin(b, type, 0, id);
@@ -345,7 +338,7 @@ static void wr_begin(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint6
 }
 
 /* The count goes where the list starts, after any fixed fields. */
-static void wr_count(struct hs_msg_wr *w)
+void hs_msg_wr_count(struct hs_msg_wr *w)
 {
 	w->count_off = w->b->len;
 	hs_w32(w->b, 0);
@@ -372,8 +365,8 @@ void hs_msg_wr_run_close(struct hs_msg_wr *w)
 
 void hs_msg_store_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_STORE, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_STORE, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_store_run_open(struct hs_msg_wr *w, uint64_t log, uint64_t first_lsn)
@@ -395,8 +388,8 @@ void hs_msg_store_run(struct hs_msg_wr *w, uint64_t log, uint64_t first_lsn, con
 
 void hs_msg_stored_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_STORED, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_STORED, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_stored_add(struct hs_msg_wr *w, int32_t status, uint32_t seal)
@@ -409,12 +402,12 @@ void hs_msg_stored_add(struct hs_msg_wr *w, int32_t status, uint32_t seal)
 void hs_msg_sealed_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id,
 			 const struct hs_sealed *m)
 {
-	wr_begin(w, b, HS_MSG_SEALED, id);
+	hs_msg_wr_begin(w, b, HS_MSG_SEALED, id);
 	hs_w32(b, (uint32_t)m->status);
 	hs_w32(b, m->seal);
 	hs_w32(b, m->soft_seal);
 	hs_w64(b, m->trim);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_sealed_add(struct hs_msg_wr *w, uint32_t epoch, uint64_t lng, uint64_t max_lsn)
@@ -427,8 +420,8 @@ void hs_msg_sealed_add(struct hs_msg_wr *w, uint32_t epoch, uint64_t lng, uint64
 
 void hs_msg_release_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_RELEASE, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_RELEASE, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_release_add(struct hs_msg_wr *w, uint64_t log, uint64_t lsn)
@@ -441,10 +434,10 @@ void hs_msg_release_add(struct hs_msg_wr *w, uint64_t log, uint64_t lsn)
 void hs_msg_records_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, uint32_t stream,
 			  uint64_t log)
 {
-	wr_begin(w, b, HS_MSG_RECORDS, id);
+	hs_msg_wr_begin(w, b, HS_MSG_RECORDS, id);
 	hs_w32(b, stream);
 	hs_w64(b, log);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_records_run_open(struct hs_msg_wr *w, uint64_t first_lsn)
@@ -485,7 +478,7 @@ static int walk(const struct hs_rd *r, uint32_t n, size_t fixed, int with_run)
 		if (w.err)
 			return w.err;
 	}
-	return done(&w);
+	return hs_rd_done(&w);
 }
 
 int hs_msg_store_dec(const uint8_t *body, size_t len, struct hs_store_rd *rd)
@@ -656,8 +649,8 @@ static void w_val(struct hs_buf *b, const struct hs_reg_val *v)
 
 void hs_msg_reg_prepare_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_REG_PREPARE, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_REG_PREPARE, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_reg_prepare_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
@@ -670,8 +663,8 @@ void hs_msg_reg_prepare_add(struct hs_msg_wr *w, const void *key, uint8_t key_le
 
 void hs_msg_reg_promise_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_REG_PROMISE, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_REG_PROMISE, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_reg_promise_add(struct hs_msg_wr *w, const struct hs_reg_entry *e)
@@ -687,8 +680,8 @@ void hs_msg_reg_promise_add(struct hs_msg_wr *w, const struct hs_reg_entry *e)
 
 void hs_msg_reg_accept_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_REG_ACCEPT, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_REG_ACCEPT, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_reg_accept_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
@@ -702,8 +695,8 @@ void hs_msg_reg_accept_add(struct hs_msg_wr *w, const void *key, uint8_t key_len
 
 void hs_msg_reg_accepted_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
 {
-	wr_begin(w, b, HS_MSG_REG_ACCEPTED, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, HS_MSG_REG_ACCEPTED, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_reg_accepted_add(struct hs_msg_wr *w, const void *key, uint8_t key_len,
@@ -766,7 +759,7 @@ int hs_msg_reg_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_reg
 		if (rc)
 			return rc;
 	}
-	return done(&w);
+	return hs_rd_done(&w);
 }
 
 int hs_msg_reg_prepare_dec(const uint8_t *body, size_t len, struct hs_reg_rd *rd)

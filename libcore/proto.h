@@ -337,6 +337,11 @@ struct hs_msg_wr {
 	uint32_t n;            /* entries added */
 };
 
+/* For the codecs of each message family: start a list frame of `type` in b
+ * (the caller then writes any fixed header fields), and place the u32 entry
+ * count where the list begins. */
+void hs_msg_wr_begin(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint64_t id);
+void hs_msg_wr_count(struct hs_msg_wr *w);
 /* Size the frame would have if ended now (compare with the peer's
  * max_frame before adding more). */
 size_t hs_msg_wr_size(const struct hs_msg_wr *w);

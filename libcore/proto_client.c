@@ -19,13 +19,6 @@
 #include "proto_client.h"
 #include "wire.h"
 
-static int done(struct hs_rd *r)
-{
-	if (r->err)
-		return r->err;
-	return hs_rd_left(r) ? -HS_EPROTO : 0;
-}
-
 /* ---- names -------------------------------------------------------------- */
 
 static int name_char(unsigned char c)
@@ -274,7 +267,7 @@ int hs_msg_read_dec(const uint8_t *body, size_t len, struct hs_cread *m)
 		return rc;
 	if (m->flags & ~(uint32_t)(HS_CREAD_FOLLOW | HS_CREAD_GAPS))
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_read_window_enc(struct hs_buf *b, uint64_t id, const struct hs_read_window *m)
@@ -295,7 +288,7 @@ int hs_msg_read_window_dec(const uint8_t *body, size_t len, struct hs_read_windo
 	m->read_id = hs_r32(&r);
 	m->add_records = hs_r32(&r);
 	m->add_bytes = hs_r32(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_read_end_enc(struct hs_buf *b, uint64_t id, const struct hs_read_end *m)
@@ -318,7 +311,7 @@ int hs_msg_read_end_dec(const uint8_t *body, size_t len, struct hs_read_end *m)
 	m->next_lsn = hs_r64(&r);
 	if (!r.err && m->status > 0)
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_read_cancel_enc(struct hs_buf *b, uint64_t id, const struct hs_read_cancel *m)
@@ -335,7 +328,7 @@ int hs_msg_read_cancel_dec(const uint8_t *body, size_t len, struct hs_read_cance
 
 	hs_rd_init(&r, body, len);
 	m->read_id = hs_r32(&r);
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_subscribe_enc(struct hs_buf *b, uint64_t id, const struct hs_subscribe *m)
@@ -364,7 +357,7 @@ int hs_msg_subscribe_dec(const uint8_t *body, size_t len, struct hs_subscribe *m
 		return rc;
 	if (m->flags & ~(uint32_t)HS_CREAD_GAPS)
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 static void list_req_enc(struct hs_buf *b, uint16_t type, uint64_t id,
@@ -401,7 +394,7 @@ static int list_req_dec(const uint8_t *body, size_t len, struct hs_list_req *m,
 		return rc;
 	if (m->flags & ~HS_LIST_INFO)
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_stream_list_enc(struct hs_buf *b, uint64_t id, const struct hs_list_req *m)
@@ -445,7 +438,7 @@ int hs_msg_admin_stats_dec(const uint8_t *body, size_t len, struct hs_admin_stat
 	if ((m->scopes & ~(HS_STATS_SERVE | HS_STATS_STREAMS | HS_STATS_PEERS)) ||
 	    !hs_stream_prefix_valid(m->prefix, m->prefix_len))
 		return -HS_EPROTO;
-	return done(&r);
+	return hs_rd_done(&r);
 }
 
 void hs_msg_cluster_status_enc(struct hs_buf *b, uint64_t id)
@@ -460,26 +453,10 @@ int hs_msg_cluster_status_dec(const uint8_t *body, size_t len)
 
 /* ---- list writers ------------------------------------------------------- */
 
-/* Begin a list frame; the caller writes any header fields, then wr_count. */
-static void wr_begin(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint64_t id)
-{
-	w->b = b;
-	w->start = hs_frame_begin(b, type, 0, id);
-	w->count_off = 0;
-	w->run_off = 0;
-	w->n = 0;
-}
-
-static void wr_count(struct hs_msg_wr *w)
-{
-	w->count_off = w->b->len;
-	hs_w32(w->b, 0);
-}
-
 static void wr_list(struct hs_msg_wr *w, struct hs_buf *b, uint16_t type, uint64_t id)
 {
-	wr_begin(w, b, type, id);
-	wr_count(w);
+	hs_msg_wr_begin(w, b, type, id);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_append_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
@@ -575,9 +552,9 @@ void hs_msg_stream_trim_add(struct hs_msg_wr *w, const char *stream, uint8_t str
 
 void hs_msg_streams_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, uint8_t flags)
 {
-	wr_begin(w, b, HS_MSG_STREAMS, id);
+	hs_msg_wr_begin(w, b, HS_MSG_STREAMS, id);
 	hs_w8(b, flags);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_streams_add(struct hs_msg_wr *w, int32_t status, const char *stream,
@@ -605,9 +582,9 @@ void hs_msg_statuses_add(struct hs_msg_wr *w, int32_t status, uint64_t value)
 
 void hs_msg_deliver_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, uint32_t read_id)
 {
-	wr_begin(w, b, HS_MSG_DELIVER, id);
+	hs_msg_wr_begin(w, b, HS_MSG_DELIVER, id);
 	hs_w32(b, read_id);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_deliver_run_open(struct hs_msg_wr *w, uint64_t first_lsn)
@@ -627,9 +604,9 @@ void hs_msg_deliver_run(struct hs_msg_wr *w, uint64_t first_lsn, const void *run
 
 void hs_msg_read_gap_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, uint32_t read_id)
 {
-	wr_begin(w, b, HS_MSG_READ_GAP, id);
+	hs_msg_wr_begin(w, b, HS_MSG_READ_GAP, id);
 	hs_w32(b, read_id);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_read_gap_add(struct hs_msg_wr *w, uint64_t lo, uint64_t hi, uint8_t kind)
@@ -657,9 +634,9 @@ void hs_msg_sub_create_add(struct hs_msg_wr *w, const struct hs_subcreate_ent *e
 
 void hs_msg_subs_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, uint8_t flags)
 {
-	wr_begin(w, b, HS_MSG_SUBS, id);
+	hs_msg_wr_begin(w, b, HS_MSG_SUBS, id);
 	hs_w8(b, flags);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_subs_add(struct hs_msg_wr *w, int32_t status, const char *sub, uint8_t sub_len,
@@ -676,9 +653,9 @@ void hs_msg_subs_add(struct hs_msg_wr *w, int32_t status, const char *sub, uint8
 void hs_msg_ack_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, const char *sub,
 		      uint8_t sub_len)
 {
-	wr_begin(w, b, HS_MSG_ACK, id);
+	hs_msg_wr_begin(w, b, HS_MSG_ACK, id);
 	w_name(b, sub, sub_len);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_ack_add(struct hs_msg_wr *w, uint64_t lo, uint64_t hi)
@@ -722,12 +699,12 @@ void hs_msg_kv_addu(struct hs_msg_wr *w, const char *scope, const char *key, uin
 void hs_msg_cluster_statusreply_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id,
 				      uint64_t cluster_id, uint8_t healthy, uint8_t replication)
 {
-	wr_begin(w, b, HS_MSG_CLUSTER_STATUSREPLY, id);
+	hs_msg_wr_begin(w, b, HS_MSG_CLUSTER_STATUSREPLY, id);
 	hs_w64(b, cluster_id);
 	hs_w8(b, healthy);
 	hs_w8(b, replication);
 	hs_w16(b, 0);
-	wr_count(w);
+	hs_msg_wr_count(w);
 }
 
 void hs_msg_peer_add(struct hs_msg_wr *w, uint32_t node_id, uint8_t state, const char *addr,
@@ -1006,7 +983,7 @@ int hs_msg_clist_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_c
 	for (uint32_t i = 0; i < l->n; i++)
 		if ((rc = rd_entry(type, &w, &u)))
 			return rc;
-	return done(&w);
+	return hs_rd_done(&w);
 }
 
 /* Common part of the typed _next(): 1 if an entry of one of the types

@@ -84,4 +84,13 @@ static inline uint16_t hs_r16(struct hs_rd *r) { const uint8_t *p = hs_rd_take(r
 static inline uint32_t hs_r32(struct hs_rd *r) { const uint8_t *p = hs_rd_take(r, 4); return p ? hs_get32(p) : 0; }
 static inline uint64_t hs_r64(struct hs_rd *r) { const uint8_t *p = hs_rd_take(r, 8); return p ? hs_get64(p) : 0; }
 
+/* The end of a decoder: the first error, or -HS_EPROTO if bytes are left
+ * over (a body must be consumed exactly), else 0. */
+static inline int hs_rd_done(const struct hs_rd *r)
+{
+	if (r->err)
+		return r->err;
+	return hs_rd_left(r) ? -HS_EPROTO : 0;
+}
+
 #endif
