@@ -132,8 +132,10 @@
  *   value  = u64 version | ballot tag | u32 len | len bytes
  *            version counts the changes that produced the value (0 =
  *            absent, len 0); tag is the ballot of the round that last
- *            changed it (a proposer uses it to tell whether its own
- *            earlier, unconfirmed attempt is in the value).
+ *            changed it.  The bytes are opaque to acceptors; the
+ *            proposer keeps inside them the record of recent rounds that
+ *            tells whether its own unconfirmed attempt is in the value
+ *            (libpaxos/register.h, "Exactly once").
  *
  * REG_PREPARE (96): u32 n | n * { u8 key_len | key | ballot }
  *   Phase 1.  The peer promises iff ballot >= its promise for the key,

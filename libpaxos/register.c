@@ -164,9 +164,10 @@ struct change {
 	int rc;            /* outcome of the latest evaluation */
 	bool in_round;     /* evaluated for the round in flight */
 	bool modified;     /* fn changed the value in that evaluation */
-	int nr;            /* rounds whose ACCEPT carried a change by fn */
-	uint64_t r_counter[HS_REG_MAX_ATTEMPTS];  /* their ballot counters */
-	uint64_t smin;     /* lowest version those rounds produced */
+	bool holds;        /* the base value of that evaluation held it */
+	bool full;         /* a round holding it went unrecorded: never re-apply */
+	int nr;            /* rounds that sent a value holding the change: */
+	uint64_t r_counter[HS_REG_MAX_ATTEMPTS];  /* their ballot counters (A) */
 };
 
 struct slist {
@@ -194,10 +195,12 @@ struct slot {
 	uint64_t best_ver;
 	struct hs_reg_ballot best_tag;
 	struct hs_buf best_val;
-	/* proposal, or after a commit the committed value */
+	/* proposal, or after a commit the committed value (val: envelope and
+	 * caller's bytes, these from uoff on) */
 	uint64_t ver;
 	struct hs_reg_ballot tag;
 	struct hs_buf val;
+	size_t uoff;
 	uint8_t key_len;
 	uint8_t key[HS_REG_KEY_MAX];
 };
@@ -224,7 +227,7 @@ struct hs_reg_proposer {
 	 * be reused, since acceptors grant an equal ballot again (for
 	 * duplicated PREPAREs) and one ballot must carry one value only. */
 	uint64_t max_counter;
-	struct hs_buf tmp;
+	struct hs_buf tmp, cur;         /* fn output, the value being built */
 	struct out *out;                /* [nacc] */
 };
 
@@ -382,7 +385,7 @@ static void complete(struct change *list, int status, const struct slot *s)
 		if (st)
 			c->done(c->arg, st, NULL, 0, 0);
 		else
-			c->done(c->arg, 0, s->val.data, s->val.len, s->ver);
+			c->done(c->arg, 0, s->val.data + s->uoff, s->val.len - s->uoff, s->ver);
 		free(c);
 	}
 }
@@ -464,16 +467,107 @@ static void send_prepare(struct hs_reg_proposer *p, struct slot *s)
 	arm(p, s, p->ops.now(p->arg) + p->cfg.timeout_ms);
 }
 
-/* Did one of this proposer's rounds that applied c produce tag t? */
-static bool applied(const struct hs_reg_proposer *p, const struct change *c,
-		    const struct hs_reg_ballot *t)
+/*
+ * The envelope around the caller's bytes (register.h, "Exactly once"):
+ *   u8 format (1) | u8 n (1..HS_REG_TRACK) | ballot floor | n * ballot
+ * (ballots as on the wire), then the caller's bytes.  A never written
+ * register has no envelope (len 0).
+ */
+#define ENV_FORMAT 1
+
+struct env {
+	int n;
+	struct hs_reg_ballot floor;
+	struct hs_reg_ballot e[HS_REG_TRACK];  /* per proposer, its latest round */
+	size_t len;                            /* bytes of the envelope */
+};
+
+static int env_parse(const uint8_t *d, size_t len, struct env *v)
 {
-	if (t->proposer != p->cfg.proposer_id)
-		return false;
+	memset(v, 0, sizeof(*v));
+	if (!len)
+		return 0;
+	if (len < 14 || d[0] != ENV_FORMAT || !d[1] || d[1] > HS_REG_TRACK ||
+	    len < 14 + 12 * (size_t)d[1])
+		return -HS_EDATA;
+	v->n = d[1];
+	v->floor.counter = hs_get64(d + 2);
+	v->floor.proposer = hs_get32(d + 10);
+	for (int i = 0; i < v->n; i++) {
+		v->e[i].counter = hs_get64(d + 14 + 12 * i);
+		v->e[i].proposer = hs_get32(d + 22 + 12 * i);
+	}
+	v->len = 14 + 12 * (size_t)v->n;
+	return 0;
+}
+
+static void env_put(struct hs_buf *out, const struct env *v)
+{
+	hs_w8(out, ENV_FORMAT);
+	hs_w8(out, (uint8_t)v->n);
+	put_ballot(out, &v->floor);
+	for (int i = 0; i < v->n; i++)
+		put_ballot(out, &v->e[i]);
+}
+
+static const struct hs_reg_ballot *env_find(const struct env *v, uint32_t proposer)
+{
+	for (int i = 0; i < v->n; i++)
+		if (v->e[i].proposer == proposer)
+			return &v->e[i];
+	return NULL;
+}
+
+/* Record round b as its proposer's latest; a full list evicts its lowest
+ * ballot into floor. */
+static void env_set(struct env *v, const struct hs_reg_ballot *b)
+{
+	int lo = 0;
+
+	for (int i = 0; i < v->n; i++) {
+		if (v->e[i].proposer == b->proposer) {
+			v->e[i] = *b;
+			return;
+		}
+		if (hs_reg_ballot_cmp(&v->e[i], &v->e[lo]) < 0)
+			lo = i;
+	}
+	if (v->n < HS_REG_TRACK) {
+		v->e[v->n++] = *b;
+		return;
+	}
+	if (hs_reg_ballot_cmp(&v->e[lo], &v->floor) > 0)
+		v->floor = v->e[lo];
+	v->e[lo] = *b;
+}
+
+/* Is round counter x (ours) in c's A? */
+static bool holds(const struct change *c, uint64_t x)
+{
 	for (int i = 0; i < c->nr; i++)
-		if (c->r_counter[i] == t->counter)
+		if (c->r_counter[i] == x)
 			return true;
 	return false;
+}
+
+/* May c be (re-)applied to a value with envelope v, our entry mine
+ * (register.h: E not in A, checked by the caller, and then E present, or
+ * floor below min(A), or A empty)? */
+static bool may_apply(const struct hs_reg_proposer *p, const struct change *c,
+		      const struct env *v, const struct hs_reg_ballot *mine)
+{
+	struct hs_reg_ballot first;
+
+	if (!c->nr)
+		return true;
+	if (c->full)
+		return false;
+	if (mine)
+		return true;
+	/* Our ballots grow: r_counter[0] is min(A). */
+	first.counter = c->r_counter[0];
+	first.proposer = p->cfg.proposer_id;
+	return hs_reg_ballot_cmp(&v->floor, &first) < 0;
 }
 
 /*
@@ -484,21 +578,37 @@ static bool applied(const struct hs_reg_proposer *p, const struct change *c,
 static void evaluate(struct hs_reg_proposer *p, struct slot *s, struct change ***unknown)
 {
 	uint64_t w = s->ver;
-	struct hs_reg_ballot t = s->tag;
 	struct change **pp = &s->changes, *c;
-	bool changed = false, any = false;
+	bool changed = false, any = false, bad;
+	const struct hs_reg_ballot *mine = NULL;
+	const uint8_t *cd;
+	size_t cl;
+	struct env env;
 	struct hs_reg_val v;
 
+	/* An unreadable envelope is not ours to interpret or overwrite: its
+	 * changes fail -HS_EDATA, the round writes it back unchanged. */
+	bad = env_parse(s->val.data, s->val.len, &env) < 0;
+	s->uoff = bad ? s->val.len : env.len;
+	if (!bad)
+		mine = env_find(&env, p->cfg.proposer_id);
+	cd = s->val.data + s->uoff;
+	cl = s->val.len - s->uoff;
 	while ((c = *pp)) {
 		int rc;
 
 		c->in_round = true;
-		c->modified = false;
-		if (applied(p, c, &t)) {
-			c->rc = 0;
+		c->modified = c->holds = false;
+		if (bad) {
+			c->rc = -HS_EDATA;
 			goto next;
 		}
-		if (c->nr && w > c->smin) {
+		if (mine && holds(c, mine->counter)) {
+			c->rc = 0;
+			c->holds = true;
+			goto next;
+		}
+		if (!may_apply(p, c, &env, mine)) {
 			*pp = c->next;
 			c->next = NULL;
 			**unknown = c;
@@ -506,14 +616,16 @@ static void evaluate(struct hs_reg_proposer *p, struct slot *s, struct change **
 			continue;
 		}
 		hs_buf_reset(&p->tmp);
-		rc = c->fn(c->arg, s->val.data, s->val.len, changed ? w + 1 : w, &p->tmp);
-		if (rc == 0 && p->tmp.len > HS_REG_VALUE_MAX) {
+		rc = c->fn(c->arg, cd, cl, changed ? w + 1 : w, &p->tmp);
+		if (rc == 0 && p->tmp.len > HS_REG_DATA_MAX) {
 			rc = -HS_ETOOBIG;
 		} else if (rc == 0) {
-			struct hs_buf x = s->val;
+			struct hs_buf x = p->cur;
 
-			s->val = p->tmp;
+			p->cur = p->tmp;
 			p->tmp = x;
+			cd = p->cur.data;
+			cl = p->cur.len;
 			changed = c->modified = true;
 		} else if (rc == HS_REG_SAME) {
 			rc = 0;
@@ -536,12 +648,20 @@ next:
 	if (changed) {
 		s->ver = w + 1;
 		s->tag = s->ballot;
+		env_set(&env, &s->ballot);
+		hs_buf_reset(&s->val);
+		env_put(&s->val, &env);
+		s->uoff = s->val.len;
+		hs_buf_append(&s->val, p->cur.data, p->cur.len);
+		/* This round's value holds these changes: A grows, or if it
+		 * cannot, the change may never be re-applied. */
 		for (c = s->changes; c; c = c->next) {
-			if (!c->modified || c->nr >= HS_REG_MAX_ATTEMPTS)
+			if (!c->modified && !c->holds)
 				continue;
-			c->r_counter[c->nr++] = s->ballot.counter;
-			if (c->nr == 1 || s->ver < c->smin)
-				c->smin = s->ver;
+			if (c->nr < HS_REG_MAX_ATTEMPTS)
+				c->r_counter[c->nr++] = s->ballot.counter;
+			else
+				c->full = true;
 		}
 	}
 	s->state = PHASE2;
@@ -767,6 +887,7 @@ void hs_reg_proposer_free(struct hs_reg_proposer *p)
 		hs_buf_free(&p->out[i].ab);
 	}
 	hs_buf_free(&p->tmp);
+	hs_buf_free(&p->cur);
 	free(p->out);
 	free(p->tab);
 	free(p);

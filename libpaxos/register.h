@@ -5,7 +5,7 @@
  *
  * MODEL
  * -----
- * A register is a key (1..255 bytes) naming a value (<= HS_REG_VALUE_MAX
+ * A register is a key (1..255 bytes) naming a value (<= HS_REG_DATA_MAX
  * bytes, empty = absent) with a version.  A set M of acceptors (the
  * hs-peers) keeps per key: the promised ballot, the accepted ballot and the
  * accepted value.  A proposer (hs-serve) runs change(key, fn):
@@ -28,17 +28,37 @@
  * one accept), which is how thousands of stream creations cost one round.
  *
  * Exactly once.  A round whose ACCEPT went out but did not reach |Q2| may
- * still become chosen later, so blindly re-applying fn on retry could apply
- * it twice.  Each value carries its version (changes since absent) and a tag
- * (the ballot of the round that last changed it).  On retry, with S the
- * versions and R the ballots of this proposer's rounds that applied the
- * change, and (w, t) the version and tag found by phase 1:
- *   t in R                -> the change is in the value: do not re-apply;
- *   w <= min(S), t not in R -> it is not (the value's history holds one
- *                            state per version, and the one at w is not
- *                            ours): re-apply; once this round is chosen the
- *                            older attempts can never be;
- *   otherwise             -> unknown: the change completes -HS_ETIMEOUT.
+ * still become chosen later (one acceptor holding it is enough for a later
+ * phase 1 to adopt it), so blindly re-applying fn on retry could apply it
+ * twice.  Every accepted value derives from one parent (the value phase 1
+ * found, or the proposer's own committed value on the fast path) and
+ * chosen values form one chain of descendants; a change is applied iff
+ * one of the rounds that carried it is on that chain.  So the value
+ * records, in an envelope around the caller's bytes (register.c), for each
+ * of the last HS_REG_TRACK proposers that changed it the ballot of that
+ * proposer's latest round on the value's own chain, plus floor = the
+ * highest ballot evicted from that list (LRU by ballot).  With A the
+ * ballots of this proposer's rounds whose value holds the change (rounds
+ * that applied fn, and rounds built on a value already holding it), and E
+ * our entry in the value found by phase 1:
+ *   E in A                  -> the change is in the value: do not re-apply;
+ *   E present, not in A     -> E is our last round on this chain and its
+ *                              value does not hold the change (it predates
+ *                              it or was built on a value without it), and
+ *                              none of our later rounds is on the chain;
+ *   E absent, floor < min(A) -> none of our rounds is on the chain (an
+ *                              entry of ours >= min(A) would be listed or
+ *                              have raised floor);
+ *   A empty                 -> never sent: apply;
+ * in these three cases fn is (re-)applied; the round's value then holds
+ * none of the earlier attempts, so if any value holding it is chosen none
+ * holding an earlier attempt can be (they are not on one chain), and vice
+ * versa.  Otherwise (our entry evicted by HS_REG_TRACK other proposers
+ * since our attempt) the change completes -HS_ETIMEOUT: unknown.  This does
+ * not depend on how many versions competitors added meanwhile, so two or
+ * three contending proposers never see an unknown outcome unless messages
+ * are lost (a round may then still be carried by some acceptor when the
+ * proposer gives up after max_attempts).
  * Rounds where every fn returned HS_REG_SAME keep version and tag (a read
  * is a change that writes back the same value: linearizable).
  *
@@ -58,6 +78,12 @@
 
 #define HS_REG_MAX_ACCEPTORS 32
 #define HS_REG_MAX_ATTEMPTS 16
+/* Proposers tracked per value for exactly-once (see above). */
+#define HS_REG_TRACK 8
+/* The envelope: u8 format | u8 n | ballot floor | n ballots. */
+#define HS_REG_ENV_MAX (2 + 12 + 12 * HS_REG_TRACK)
+/* Largest value a change function may produce. */
+#define HS_REG_DATA_MAX (HS_REG_VALUE_MAX - HS_REG_ENV_MAX)
 
 /* <0, 0, >0 as a < b, a == b, a > b (counter first, then proposer). */
 int hs_reg_ballot_cmp(const struct hs_reg_ballot *a, const struct hs_reg_ballot *b);
@@ -70,7 +96,7 @@ struct hs_reg_acc {
 	struct hs_reg_ballot accepted;
 	uint64_t version;          /* of the accepted value */
 	struct hs_reg_ballot tag;  /* of the accepted value */
-	struct hs_buf value;       /* owned */
+	struct hs_buf value;       /* owned; opaque: envelope + caller's bytes */
 };
 #define HS_REG_ACC_INIT { { 0, 0 }, { 0, 0 }, 0, { 0, 0 }, HS_BUF_INIT }
 
@@ -120,7 +146,7 @@ struct hs_reg_proposer;
  *   - return a negative code (e.g. -HS_EEXIST for a failed precondition):
  *     this change is dropped, the others of the round still apply.
  * It may run several times (once per attempt) and must not call into the
- * proposer.  A value over HS_REG_VALUE_MAX fails the change -HS_ETOOBIG.
+ * proposer.  A value over HS_REG_DATA_MAX fails the change -HS_ETOOBIG.
  */
 #define HS_REG_SAME 1
 typedef int (*hs_reg_fn)(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -132,6 +158,8 @@ typedef int (*hs_reg_fn)(void *arg, const uint8_t *cur, size_t len, uint64_t ver
  *                  after the round (borrowed for the call);
  *   fn's error     not applied;
  *   -HS_ETOOBIG    new value too big, not applied;
+ *   -HS_EDATA      the stored value has no readable envelope (not written
+ *                  by this module): not applied, the value is left as is;
  *   -HS_EUNAVAIL   gave up (no quorum after max_attempts): not applied;
  *   -HS_ETIMEOUT   gave up, outcome unknown: may or may not be applied, and
  *                  never twice;

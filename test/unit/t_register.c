@@ -302,6 +302,8 @@ struct simcfg {
 	int maxdown;
 	int perm_down;             /* acceptor down all along, or -1 */
 	size_t max_idle;           /* proposer's idle key cache; 0 = default */
+	bool inc_only;             /* every op increments "ctr" */
+	int max_attempts;          /* 0 = 8 */
 };
 
 struct sim {
@@ -547,7 +549,7 @@ static void issue(struct sprop *sp)
 	o->prop = sp->idx;
 	o->start = S->now;
 	sp->left--;
-	if (r < 50) {
+	if (r < 50 || S->c->inc_only) {
 		o->kind = OP_INC;
 		rc = hs_reg_change(sp->p, "ctr", 3, inc_fn, op_done, o);
 	} else if (r < 65) {
@@ -709,12 +711,17 @@ static void sim_free(struct sim *S)
 	free(S);
 }
 
+/* Outcomes of one simulation. */
+struct simres {
+	int nops, ok, unknown, unavail, counter;
+};
+
 /*
  * Run one simulation; returns the number of violations found (and -1 if
- * it did not terminate), *nok the changes completed.  Prints a summary as
- * a TAP comment.
+ * it did not terminate), *res its outcomes.  Prints a summary as a TAP
+ * comment.
  */
-static int simulate(const struct simcfg *c, const char *name, int *nok)
+static int simulate(const struct simcfg *c, const char *name, struct simres *res)
 {
 	struct sim *S = hs_xcalloc(1, sizeof(*S));
 	struct hs_buf fv = HS_BUF_INIT, fc = HS_BUF_INIT;
@@ -728,7 +735,8 @@ static int simulate(const struct simcfg *c, const char *name, int *nok)
 	for (int i = 0; i < c->nprop; i++) {
 		struct hs_reg_cfg rc2 = { .proposer_id = (uint32_t)(i + 1) << 16 | 1,
 					  .nacc = c->nacc, .q1 = c->q1, .q2 = c->q2,
-					  .timeout_ms = 60, .backoff_ms = 10, .max_attempts = 8,
+					  .timeout_ms = 60, .backoff_ms = 10,
+					  .max_attempts = c->max_attempts ? c->max_attempts : 8,
 					  .unsafe_quorums = c->unsafe, .max_idle = c->max_idle };
 
 		S->prop[i].S = S;
@@ -824,6 +832,7 @@ static int simulate(const struct simcfg *c, const char *name, int *nok)
 					found = true;
 			viol += !found;
 		}
+		res->counter = (int)hs_get32(fin);
 		printf("# %s: seed %llu: %d ops: %d ok, %d unknown, %d unavailable, %d refused "
 		       "by fn; counter %u; %llu frames; t=%llums; %d violations\n",
 		       name, (unsigned long long)c->seed, S->nops, S->n_ok, S->n_unknown,
@@ -834,7 +843,10 @@ out:
 	hs_buf_free(&fv);
 	hs_buf_free(&fc);
 	rc = viol;
-	*nok = S->n_ok;
+	res->nops = S->nops;
+	res->ok = S->n_ok;
+	res->unknown = S->n_unknown;
+	res->unavail = S->n_unavail;
 	sim_free(S);
 	return rc;
 }
@@ -917,6 +929,35 @@ static void test_batching(uint64_t seed)
 	sim_free(S);
 }
 
+/*
+ * No loss, no crash, 2 proposers hammering one counter: every increment
+ * must complete, none with an unknown outcome (however many versions the
+ * other adds while one backs off), and the counter is exactly their number.
+ * (With 3, one proposer can still starve through max_attempts rounds and
+ * give up: a liveness matter of the backoff, not of exactly-once.)
+ */
+static void test_contention(uint64_t base)
+{
+	int bad = 0, unknown = 0, notok = 0, wrong = 0, runs = 12;
+
+	for (int r = 0; r < runs; r++) {
+		struct simcfg c = { .seed = base + 2000 + (uint64_t)r, .nacc = r % 4 == 3 ? 5 : 3,
+				    .nprop = 2, .ops = 200, .conc = 1 + r % 3,
+				    .maxdelay = 2 + (int)(r % 3) * 9, .perm_down = -1,
+				    .inc_only = true, .max_attempts = 16 };
+		struct simres res = { 0 };
+
+		bad += simulate(&c, "contention", &res) != 0;
+		unknown += res.unknown;
+		notok += res.nops - res.ok;
+		wrong += res.counter != res.ok;
+	}
+	is_int(bad, 0, "contention: %d seeded runs, no violation", runs);
+	is_int(unknown, 0, "contention: no increment with an unknown outcome");
+	is_int(notok, 0, "contention: every increment applied");
+	is_int(wrong, 0, "contention: each counter is the number of increments");
+}
+
 int main(void)
 {
 	const char *env = getenv("HS_SEED");
@@ -951,14 +992,16 @@ int main(void)
 					    .maxdown = cases[k].maxdown,
 					    .perm_down = cases[k].perm_down,
 					    .max_idle = cases[k].max_idle };
-			int nok;
+			struct simres res = { 0 };
 
-			bad += simulate(&c, cases[k].name, &nok) != 0;
-			slow += nok < c.nprop * c.ops / 2;
+			bad += simulate(&c, cases[k].name, &res) != 0;
+			slow += res.ok < c.nprop * c.ops / 2;
 		}
 		is_int(bad, 0, "%s: %d seeded runs, no violation", cases[k].name, runs);
 		is_int(slow, 0, "%s: over half the changes complete in every run", cases[k].name);
 	}
+
+	test_contention(base);
 
 	/* Unsafe quorums (Q1 + Q2 <= M, init check bypassed): some seed must
 	 * expose a violation, or the checker is too weak. */
@@ -971,9 +1014,9 @@ int main(void)
 					    .conc = 3, .drop = 0.05, .dup = 0.05, .maxdelay = 20,
 					    .perm_down = -1 };
 
-			int nok;
+			struct simres res = { 0 };
 
-			if (simulate(&c, "unsafe M=3 Q1=1 Q2=1", &nok) > 0)
+			if (simulate(&c, "unsafe M=3 Q1=1 Q2=1", &res) > 0)
 				found = r;
 		}
 		ok(found >= 0, "unsafe quorums: violation found (seed %llu)",
