@@ -1,7 +1,7 @@
 # HStore - one non-recursive Makefile.
 #
 #   make            build libraries and binaries under build/
-#   make test       unit tests, then bats end-to-end tests (TAP on stdout)
+#   make test       unit tests, the spin model, then bats end-to-end tests (TAP)
 #   make deps       install missing Debian packages (root) or print the line
 #   make run        build and run the embedded store in the foreground
 #   make bench      run the benchmarks in bench/
@@ -50,7 +50,8 @@ LIBS_hs-serve :=
 LIBS_hs-offload := $(CURL_LIBS) $(SODIUM_LIBS)
 
 .SECONDARY:
-.PHONY: all test unit bats deps run bench install man clean check-deps
+
+.PHONY: all test unit bats model deps run bench install man clean check-deps
 all: $(BINS) $(TOOLS)
 
 $(B)/obj/%.o: %.c
@@ -97,6 +98,9 @@ unit: $(UNITS)
 
 bats: all
 	@./test/run-tests $(B) bats
+
+model:
+	@./test/run-tests $(B) model
 
 # --- running --------------------------------------------------------------
 # The embedded store.  Until hs-serve exists (issue 3) this is one hs-peer
