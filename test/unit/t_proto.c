@@ -9,28 +9,9 @@
 #include "proto.h"
 #include "run.h"
 #include "tap.h"
+#include "msgtest.h"
 #include "wire.h"
 
-static struct hs_buf b;
-static struct hs_frame f;
-
-/* Parse the single frame in b (checks type), leaving its body in f. */
-static int parse_one(uint16_t type)
-{
-	const char *why;
-	ssize_t r = hs_frame_parse(b.data, b.len, 0, &f, &why);
-
-	return r == (ssize_t)b.len && f.type == type && f.id == 77;
-}
-
-typedef int (*dec_fn)(const uint8_t *p, size_t n);
-
-#define DEC(name, type)                                                        \
-	static int dec_##name(const uint8_t *p, size_t n)                      \
-	{                                                                      \
-		type m;                                                        \
-		return hs_msg_##name##_dec(p, n, &m);                          \
-	}
 DEC(hello, struct hs_hello)
 DEC(result, struct hs_result)
 DEC(seal, struct hs_seal)
@@ -47,33 +28,6 @@ DEC(stored, struct hs_stored_rd)
 DEC(sealed, struct hs_sealed)
 DEC(release, struct hs_release_rd)
 DEC(records, struct hs_records)
-
-/*
- * f's body must decode; every shorter prefix must be refused; one extra
- * byte must be refused unless trailing_ok.  Copies the body to the heap at
- * exact size so a sanitizer would catch any read past it.
- */
-static void check_body(dec_fn dec, const char *name, int trailing_ok)
-{
-	size_t n = f.body_len;
-	uint8_t *p = hs_xmalloc(n + 1);
-	int bad = 0;
-
-	memcpy(p, f.body, n);
-	is_int(dec(p, n), 0, "%s: valid body decodes", name);
-	for (size_t k = 0; k < n; k++) {
-		uint8_t *q = hs_xmalloc(k ? k : 1);
-
-		memcpy(q, p, k);
-		bad += dec(q, k) != -HS_EPROTO;
-		free(q);
-	}
-	is_int(bad, 0, "%s: all %zu truncations refused", name, n);
-	p[n] = 0;
-	is_int(dec(p, n + 1), trailing_ok ? 0 : -HS_EPROTO, "%s: trailing byte %s", name,
-	       trailing_ok ? "allowed" : "refused");
-	free(p);
-}
 
 static size_t make_run(struct hs_buf *out, uint32_t n)
 {
