@@ -103,12 +103,11 @@ model:
 	@./test/run-tests $(B) model
 
 # --- running --------------------------------------------------------------
-# The embedded store.  Until hs-serve exists (issue 3) this is one hs-peer
-# on the per-user default socket.
-RUN_DATA ?= $${XDG_DATA_HOME:-$$HOME/.local/share}/hs/peer0
-RUN_SOCK ?= $${XDG_RUNTIME_DIR:-/tmp}/hs-peer-$$(id -u).sock
+# The embedded store: hs-serve with no arguments keeps its data under
+# $XDG_DATA_HOME/hs, spawns its own hs-peer, and listens on the per-user
+# socket every client finds by default.
 run: all
-	$(B)/bin/hs-peer --data "$(RUN_DATA)" --listen "unix:$(RUN_SOCK)" -v
+	$(B)/bin/hs-serve -v
 
 bench: all $(BENCHES)
 	./bench/run $(B)

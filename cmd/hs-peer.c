@@ -1013,6 +1013,79 @@ static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	hs_buf_free(&t);
 }
 
+static void on_locate(struct peer *p, struct pconn *pc, const struct hs_frame *f)
+{
+	struct hs_locate m;
+	struct hs_located a = { 0 };
+
+	if (hs_msg_locate_dec(f->body, f->body_len, &m) < 0) {
+		proto_close(pc, "malformed %s body", "LOCATE");
+		return;
+	}
+	a.status = hs_store_locate(p->store, m.log, m.from, m.until, m.time_ms, &a.lsn);
+	hs_msg_located_enc(hs_conn_out(pc->c), f->id, &a);
+}
+
+struct list_ctx {
+	struct hs_msg_wr w;
+	struct hs_reg_acc acc;
+	size_t max_bytes;
+	int rc;
+};
+
+static int list_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct list_ctx *x = arg;
+	struct hs_reg_entry e;
+
+	if (hs_msg_wr_size(&x->w) + klen + vlen + 64 > x->max_bytes)
+		return -E2BIG; /* the rest in the next page */
+	if (hs_reg_acc_dec(val, vlen, &x->acc) < 0)
+		return 0; /* a corrupt state is not listed (reg_state refuses it) */
+	memset(&e, 0, sizeof(e));
+	e.key = key;
+	e.key_len = (uint8_t)klen;
+	e.accepted = x->acc.accepted;
+	e.val.version = x->acc.version;
+	e.val.tag = x->acc.tag;
+	e.val.data = x->acc.value.data;
+	e.val.len = (uint32_t)x->acc.value.len;
+	hs_msg_reg_listed_add(&x->w, &e);
+	return 0;
+}
+
+/* REG_LIST: answered at once from committed states. */
+static void on_reg_list(struct peer *p, struct pconn *pc, const struct hs_frame *f)
+{
+	struct hs_reg_list m;
+	struct list_ctx x;
+	struct hs_buf *out;
+	size_t start;
+	int r;
+
+	if (hs_msg_reg_list_dec(f->body, f->body_len, &m) < 0) {
+		proto_close(pc, "malformed %s body", "REG_LIST");
+		return;
+	}
+	memset(&x, 0, sizeof(x));
+	x.acc = (struct hs_reg_acc)HS_REG_ACC_INIT;
+	x.max_bytes = pc->max_out;
+	out = hs_conn_out(pc->c);
+	start = out->len;
+	hs_msg_reg_listed_begin(&x.w, out, f->id, 0);
+	r = hs_store_reg_scan(p->store, m.prefix, m.prefix_len, m.after, m.after_len, m.max,
+			      list_one, &x);
+	if (r < 0 && r != -E2BIG) {
+		out->len = start;
+		hs_msg_reg_listed_begin(&x.w, out, f->id, r);
+		hs_msg_wr_end(&x.w);
+	} else {
+		hs_msg_reg_listed_more(&x.w, r != 0);
+		hs_msg_wr_end(&x.w);
+	}
+	hs_reg_acc_free(&x.acc);
+}
+
 static void on_start(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 {
 	struct hs_start m;
@@ -1153,6 +1226,12 @@ static void on_frame(struct hs_conn *c, const struct hs_frame *f, void *arg)
 	case HS_MSG_REG_PREPARE:
 	case HS_MSG_REG_ACCEPT:
 		on_reg(p, pc, f);
+		break;
+	case HS_MSG_LOCATE:
+		on_locate(p, pc, f);
+		break;
+	case HS_MSG_REG_LIST:
+		on_reg_list(p, pc, f);
 		break;
 	default:
 		proto_close(pc, "unexpected %s frame", hs_msg_name(f->type));

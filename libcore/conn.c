@@ -39,6 +39,7 @@ struct hs_conn {
 	uint32_t events;    /* registered with the loop */
 	unsigned busy;      /* depth of our own callbacks running */
 	int paused;         /* reading stopped for back-pressure */
+	int held;           /* reading stopped by the owner (hs_conn_hold_read) */
 	int blocked;        /* last send hit EAGAIN: waiting for EPOLLOUT */
 	int closing;
 	int err;            /* closing cause */
@@ -79,7 +80,7 @@ static void update_events(struct hs_conn *c)
 		c->paused = 1;
 	else if (pending < c->low)
 		c->paused = 0;
-	ev = (c->paused ? 0 : HS_EV_READ) | (pending && c->blocked ? HS_EV_WRITE : 0);
+	ev = (c->paused || c->held ? 0 : HS_EV_READ) | (pending && c->blocked ? HS_EV_WRITE : 0);
 	if (ev != c->events && hs_loop_mod_fd(c->loop, c->fd, ev) == 0)
 		c->events = ev;
 }
@@ -194,7 +195,7 @@ static void parse_frames(struct hs_conn *c)
  * whatever we asked for, so not reading would spin until the backlog drains. */
 static void read_some(struct hs_conn *c, int force)
 {
-	for (int i = 0; i < READS_PER_EVENT && !c->closing && (!c->paused || (force && !i)); i++) {
+	for (int i = 0; i < READS_PER_EVENT && !c->closing && ((!c->paused && !c->held) || (force && !i)); i++) {
 		size_t want = READ_CHUNK, space;
 		ssize_t n;
 
@@ -349,4 +350,12 @@ void hs_conn_set_arg(struct hs_conn *c, void *arg)
 struct hs_loop *hs_conn_loop(const struct hs_conn *c)
 {
 	return c->loop;
+}
+
+void hs_conn_hold_read(struct hs_conn *c, int hold)
+{
+	if (c->closing || c->held == !!hold)
+		return;
+	c->held = !!hold;
+	update_events(c);
 }

@@ -103,4 +103,10 @@ struct hs_loop *hs_conn_loop(const struct hs_conn *c);
  * valid until closed returns. */
 const char *hs_conn_peer_name(struct hs_conn *c);
 
+/* Stop (hold != 0) or resume reading from c, for the owner's own
+ * back-pressure (e.g. a client whose requests in flight are over its
+ * budget).  Frames already read are still delivered; ERR/HUP are still
+ * noticed.  Independent of the output high-water mark. */
+void hs_conn_hold_read(struct hs_conn *c, int hold);
+
 #endif

@@ -610,6 +610,10 @@ const char *hs_msg_name(uint16_t type)
 	case HS_MSG_REG_PROMISE: return "REG_PROMISE";
 	case HS_MSG_REG_ACCEPT: return "REG_ACCEPT";
 	case HS_MSG_REG_ACCEPTED: return "REG_ACCEPTED";
+	case HS_MSG_LOCATE: return "LOCATE";
+	case HS_MSG_LOCATED: return "LOCATED";
+	case HS_MSG_REG_LIST: return "REG_LIST";
+	case HS_MSG_REG_LISTED: return "REG_LISTED";
 	}
 	return hs_msg_client_name(type); /* 64..95, proto_client.h */
 }
@@ -788,5 +792,145 @@ int hs_reg_next(struct hs_reg_rd *rd, struct hs_reg_entry *e)
 		return 0;
 	rd->left--;
 	reg_entry(&rd->rd, rd->type, e);
+	return 1;
+}
+
+/* ---- LOCATE and REG_LIST ------------------------------------------------- */
+
+void hs_msg_locate_enc(struct hs_buf *b, uint64_t id, const struct hs_locate *m)
+{
+	size_t st = hs_frame_begin(b, HS_MSG_LOCATE, 0, id);
+
+	hs_w64(b, m->log);
+	hs_w64(b, m->from);
+	hs_w64(b, m->until);
+	hs_w64(b, m->time_ms);
+	hs_frame_end(b, st);
+}
+
+int hs_msg_locate_dec(const uint8_t *body, size_t len, struct hs_locate *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->log = hs_r64(&r);
+	m->from = hs_r64(&r);
+	m->until = hs_r64(&r);
+	m->time_ms = hs_r64(&r);
+	return hs_rd_done(&r);
+}
+
+void hs_msg_located_enc(struct hs_buf *b, uint64_t id, const struct hs_located *m)
+{
+	size_t st = hs_frame_begin(b, HS_MSG_LOCATED, 0, id);
+
+	hs_w32(b, (uint32_t)m->status);
+	hs_w64(b, m->lsn);
+	hs_frame_end(b, st);
+}
+
+int hs_msg_located_dec(const uint8_t *body, size_t len, struct hs_located *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->status = (int32_t)hs_r32(&r);
+	m->lsn = hs_r64(&r);
+	if (!r.err && m->status > 0)
+		return -HS_EPROTO;
+	return hs_rd_done(&r);
+}
+
+void hs_msg_reg_list_enc(struct hs_buf *b, uint64_t id, const struct hs_reg_list *m)
+{
+	size_t st = hs_frame_begin(b, HS_MSG_REG_LIST, 0, id);
+
+	hs_w8(b, m->prefix_len);
+	hs_wbytes(b, m->prefix, m->prefix_len);
+	hs_w8(b, m->after_len);
+	hs_wbytes(b, m->after, m->after_len);
+	hs_w32(b, m->max);
+	hs_frame_end(b, st);
+}
+
+int hs_msg_reg_list_dec(const uint8_t *body, size_t len, struct hs_reg_list *m)
+{
+	struct hs_rd r;
+
+	hs_rd_init(&r, body, len);
+	m->prefix_len = hs_r8(&r);
+	m->prefix = hs_rd_take(&r, m->prefix_len);
+	m->after_len = hs_r8(&r);
+	m->after = hs_rd_take(&r, m->after_len);
+	m->max = hs_r32(&r);
+	if (!r.err && (!m->max || m->max > HS_REG_LIST_MAX))
+		return -HS_EPROTO;
+	return hs_rd_done(&r);
+}
+
+void hs_msg_reg_listed_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, int32_t status)
+{
+	hs_msg_wr_begin(w, b, HS_MSG_REG_LISTED, id);
+	hs_w32(b, (uint32_t)status);
+	hs_w8(b, 0);
+	hs_msg_wr_count(w);
+}
+
+void hs_msg_reg_listed_more(struct hs_msg_wr *w, uint8_t more)
+{
+	/* The byte right before the u32 count. */
+	w->b->data[w->count_off - 1] = more ? 1 : 0;
+}
+
+void hs_msg_reg_listed_add(struct hs_msg_wr *w, const struct hs_reg_entry *e)
+{
+	w_key(w->b, e->key, e->key_len);
+	w_ballot(w->b, &e->accepted);
+	w_val(w->b, &e->val);
+	w->n++;
+}
+
+int hs_msg_reg_listed_dec(const uint8_t *body, size_t len, struct hs_reg_listed *m)
+{
+	struct hs_rd chk;
+
+	hs_rd_init(&m->rd, body, len);
+	m->status = (int32_t)hs_r32(&m->rd);
+	m->more = hs_r8(&m->rd);
+	m->n = m->left = hs_r32(&m->rd);
+	if (m->rd.err || m->status > 0 || m->more > 1)
+		return -HS_EPROTO;
+	chk = m->rd;
+	for (uint32_t i = 0; i < m->n; i++) {
+		uint8_t kl = hs_r8(&chk);
+		uint32_t vl;
+
+		if (!kl && !chk.err)
+			return -HS_EPROTO;
+		hs_rd_take(&chk, kl);
+		hs_rd_take(&chk, 12 + 8 + 12);
+		vl = hs_r32(&chk);
+		if (vl > HS_REG_VALUE_MAX)
+			return -HS_EPROTO;
+		hs_rd_take(&chk, vl);
+		if (chk.err)
+			return -HS_EPROTO;
+	}
+	return hs_rd_done(&chk);
+}
+
+int hs_reg_listed_next(struct hs_reg_listed *m, struct hs_reg_entry *e)
+{
+	if (!m->left)
+		return 0;
+	m->left--;
+	memset(e, 0, sizeof(*e));
+	e->key_len = hs_r8(&m->rd);
+	e->key = hs_rd_take(&m->rd, e->key_len);
+	r_ballot(&m->rd, &e->accepted);
+	e->val.version = hs_r64(&m->rd);
+	r_ballot(&m->rd, &e->val.tag);
+	e->val.len = hs_r32(&m->rd);
+	e->val.data = hs_rd_take(&m->rd, e->val.len);
 	return 1;
 }

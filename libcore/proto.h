@@ -158,6 +158,26 @@
  *   another negative status as for REG_PROMISE.
  * A key_len of 0 or a value len over HS_REG_VALUE_MAX is malformed.
  *
+ * LOOKUPS FOR HS-SERVE (serve -> peer)
+ * ------------------------------------
+ * LOCATE (26): u64 log | u64 from | u64 until | u64 time_ms  -> LOCATED
+ *   The first LSN in [from, until) (until exclusive; UINT64_MAX = no end)
+ *   whose record has timestamp >= time_ms, scanning committed runs in LSN
+ *   order (timestamps need not be monotonic: the first match in LSN order
+ *   wins).  Trimmed records are skipped.  Used to resolve @time positions.
+ * LOCATED (27): i32 status | u64 lsn   lsn 0 = no such record in range.
+ *
+ * REG_LIST (100): u8 prefix_len | prefix | u8 after_len | after | u32 max
+ *   The acceptor states whose key starts with prefix and is > after (byte
+ *   order; after may be empty), at most max (1..65536) of them, in key
+ *   order, from what is committed.  hs-serve lists the stream directory
+ *   this way (keys "s/<name>", libpaxos/meta.h), asking every peer and
+ *   keeping per key the value with the highest accepted ballot.
+ * REG_LISTED (101): i32 status | u8 more | u32 n | n * { u8 key_len | key
+ *   | ballot accepted | value }   (ballot and value as in REG_PROMISE;
+ *   the value includes the proposer's envelope).  more 1: keys may follow
+ *   the last one returned.
+ *
  * CLIENT <-> SERVE MESSAGES (64..95) are specified in proto_client.h.
  */
 #ifndef HS_PROTO_H
@@ -189,6 +209,8 @@ enum hs_msg {
 	HS_MSG_META = 23,
 	HS_MSG_STATS = 24,
 	HS_MSG_STATSREPLY = 25,
+	HS_MSG_LOCATE = 26,
+	HS_MSG_LOCATED = 27,
 	HS_MSG_START = 32,
 	HS_MSG_RECORDS = 33,
 	HS_MSG_GAP = 34,
@@ -199,6 +221,8 @@ enum hs_msg {
 	HS_MSG_REG_PROMISE = 97,
 	HS_MSG_REG_ACCEPT = 98,
 	HS_MSG_REG_ACCEPTED = 99,
+	HS_MSG_REG_LIST = 100,
+	HS_MSG_REG_LISTED = 101,
 };
 
 enum hs_role { HS_ROLE_CLIENT = 1, HS_ROLE_SERVE = 2, HS_ROLE_PEER = 3, HS_ROLE_TOOL = 4 };
@@ -496,5 +520,46 @@ int hs_msg_reg_accepted_dec(const uint8_t *body, size_t len, struct hs_reg_rd *r
 int hs_msg_reg_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_reg_rd *rd);
 int hs_reg_next(struct hs_reg_rd *rd, struct hs_reg_entry *e);
 
+/* ---- LOCATE (26, 27) and REG_LIST (100, 101) ------------------------------ */
+
+struct hs_locate {
+	uint64_t log;
+	uint64_t from, until;   /* [from, until) */
+	uint64_t time_ms;
+};
+struct hs_located {
+	int32_t status;
+	uint64_t lsn;           /* 0 = none */
+};
+void hs_msg_locate_enc(struct hs_buf *b, uint64_t id, const struct hs_locate *m);
+int hs_msg_locate_dec(const uint8_t *body, size_t len, struct hs_locate *m);
+void hs_msg_located_enc(struct hs_buf *b, uint64_t id, const struct hs_located *m);
+int hs_msg_located_dec(const uint8_t *body, size_t len, struct hs_located *m);
+
+#define HS_REG_LIST_MAX 65536u
+struct hs_reg_list {
+	const uint8_t *prefix, *after;  /* borrowed */
+	uint8_t prefix_len, after_len;
+	uint32_t max;                   /* 1..HS_REG_LIST_MAX */
+};
+void hs_msg_reg_list_enc(struct hs_buf *b, uint64_t id, const struct hs_reg_list *m);
+int hs_msg_reg_list_dec(const uint8_t *body, size_t len, struct hs_reg_list *m);
+
+/* REG_LISTED: _begin, one _add per entry (uses key, key_len, accepted and
+ * val of e), hs_msg_wr_end(); then patch more with hs_msg_reg_listed_more()
+ * before or after the entries. */
+struct hs_reg_listed {
+	int32_t status;
+	uint8_t more;
+	uint32_t n;
+	struct hs_rd rd;        /* private */
+	uint32_t left;
+};
+void hs_msg_reg_listed_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id, int32_t status);
+void hs_msg_reg_listed_more(struct hs_msg_wr *w, uint8_t more);
+void hs_msg_reg_listed_add(struct hs_msg_wr *w, const struct hs_reg_entry *e);
+int hs_msg_reg_listed_dec(const uint8_t *body, size_t len, struct hs_reg_listed *m);
+/* Fills key, key_len, accepted and val of e (borrowing the body). */
+int hs_reg_listed_next(struct hs_reg_listed *m, struct hs_reg_entry *e);
 
 #endif

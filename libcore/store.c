@@ -1623,3 +1623,102 @@ int hs_store_partitions(const struct hs_store *s, char *buf, size_t n)
 	}
 	return (int)s->nparts;
 }
+
+int hs_store_reg_scan(struct hs_store *s, const uint8_t *prefix, size_t plen,
+		      const uint8_t *after, size_t alen, size_t max,
+		      int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+				size_t vlen),
+		      void *arg)
+{
+	uint8_t k[RKEY_MAX + 1];
+	rocksdb_iterator_t *it;
+	char *err = NULL;
+	size_t n = 0, kn, vn, start_len;
+	int more = 0, rc = 0;
+
+	if (plen > RKEY_MAX - 1 || alen > RKEY_MAX - 1)
+		return -HS_EDATA;
+	if (s->failed)
+		return -HS_ESTOREFAIL;
+	k[0] = 'R';
+	/* Start at the larger of prefix and after; skip after itself. */
+	if (alen && (alen > plen ? memcmp(after, prefix, plen) >= 0
+				 : memcmp(after, prefix, alen) > 0)) {
+		memcpy(k + 1, after, alen);
+		start_len = alen + 1;
+	} else {
+		memcpy(k + 1, prefix, plen);
+		start_len = plen + 1;
+		alen = 0;
+	}
+	it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf_meta);
+	for (rocksdb_iter_seek(it, (const char *)k, start_len); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		const uint8_t *key = (const uint8_t *)rocksdb_iter_key(it, &kn);
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vn);
+
+		if (kn < 1 + plen || key[0] != 'R' || memcmp(key + 1, prefix, plen))
+			break;
+		if (alen && kn - 1 == alen && !memcmp(key + 1, after, alen))
+			continue;
+		if (n == max) {
+			more = 1;
+			break;
+		}
+		rc = fn(arg, key + 1, kn - 1, v, vn);
+		if (rc < 0)
+			break;
+		n++;
+	}
+	rocksdb_iter_get_error(it, &err);
+	rocksdb_iter_destroy(it);
+	if (err) {
+		hs_error("store '%s': register scan: %s", s->dir, err);
+		rocksdb_free(err);
+		return -HS_EIO;
+	}
+	return rc < 0 ? rc : more;
+}
+
+int hs_store_locate(struct hs_store *s, uint64_t log, uint64_t from, uint64_t until,
+		    uint64_t time_ms, uint64_t *lsn)
+{
+	struct hs_store_iter *it;
+	const uint8_t *run;
+	uint64_t first;
+	size_t len;
+	int r;
+
+	*lsn = 0;
+	r = hs_store_iter_new(s, log, from, &it);
+	if (r < 0)
+		return r;
+	while ((r = hs_store_iter_next(it, &first, &run, &len)) != 0) {
+		struct hs_run rr;
+		struct hs_run_iter ri;
+		uint64_t ts, at = first;
+
+		if (r == -HS_ECHECKSUM)
+			continue;
+		if (r < 0)
+			break;
+		if (first >= until)
+			break;
+		if (hs_run_parse_nocrc(run, len, &rr) < 0 || (rr.flags & (HS_RUN_HOLE | HS_RUN_BRIDGE)))
+			continue;
+		hs_run_iter_init(&ri, &rr);
+		for (; hs_run_next(&ri, &ts, NULL, NULL); at++) {
+			if (at < from)
+				continue;
+			if (at >= until)
+				break;
+			if (ts >= time_ms) {
+				*lsn = at;
+				hs_store_iter_free(it);
+				return 0;
+			}
+		}
+	}
+	hs_store_iter_free(it);
+	return r < 0 ? r : 0;
+}

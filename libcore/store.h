@@ -127,6 +127,27 @@ int hs_store_reg_get(struct hs_store *s, const uint8_t *key, size_t klen, struct
 int hs_store_stage_reg(struct hs_store *s, const uint8_t *key, size_t klen, const uint8_t *val,
 		       size_t len);
 
+/*
+ * hs_store_reg_scan: call fn(arg, key, klen, val, vlen) (all borrowed for
+ * the call) for each COMMITTED register state whose key starts with
+ * prefix[0..plen) and is greater than after[0..alen) (alen may be 0), in
+ * key order, at most max times.  A negative return from fn stops the scan
+ * and is returned.  Returns 1 if more keys follow, 0 if not, -HS_EDATA
+ * (a bound over 255 bytes), -HS_EIO or -HS_ESTOREFAIL.
+ */
+int hs_store_reg_scan(struct hs_store *s, const uint8_t *prefix, size_t plen,
+		      const uint8_t *after, size_t alen, size_t max,
+		      int (*fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+				size_t vlen),
+		      void *arg);
+
+/* For LOCATE: the first LSN in [from, until) of log whose record has a
+ * timestamp >= time_ms, in LSN order over committed runs (HOLE/BRIDGE runs
+ * and runs failing their checksum are skipped).  *lsn = 0 if none.
+ * Returns 0, -HS_EIO or -HS_ESTOREFAIL.  Linear in the records scanned. */
+int hs_store_locate(struct hs_store *s, uint64_t log, uint64_t from, uint64_t until,
+		    uint64_t time_ms, uint64_t *lsn);
+
 /* Number of runs staged since the last commit (0 = nothing to commit, though
  * metadata changes may be staged: commit anyway when unsure, it is cheap). */
 size_t hs_store_staged(const struct hs_store *s);

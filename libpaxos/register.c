@@ -501,6 +501,20 @@ static int env_parse(const uint8_t *d, size_t len, struct env *v)
 	return 0;
 }
 
+int hs_reg_unwrap(const uint8_t *p, size_t len, const uint8_t **data, size_t *dlen)
+{
+	struct env v;
+	int r = env_parse(p, len, &v);
+
+	*data = p;
+	*dlen = 0;
+	if (r < 0)
+		return r;
+	*data = p + v.len;
+	*dlen = len - v.len;
+	return 0;
+}
+
 static void env_put(struct hs_buf *out, const struct env *v)
 {
 	hs_w8(out, ENV_FORMAT);

@@ -240,4 +240,10 @@ void hs_reg_proposer_flush(struct hs_reg_proposer *p);
 /* Number of keys with a round in flight or queued changes. */
 size_t hs_reg_proposer_busy(const struct hs_reg_proposer *p);
 
+/* Skip the envelope of a value read straight from an acceptor (REG_LIST,
+ * bypassing the proposer): sets *data and *dlen to the caller's bytes.
+ * Returns 0, or -HS_EDATA if p has no readable envelope (len 0 is an absent
+ * value: *dlen = 0). */
+int hs_reg_unwrap(const uint8_t *p, size_t len, const uint8_t **data, size_t *dlen);
+
 #endif

@@ -159,6 +159,16 @@ hs_daemon_kill9() {
 	hs_daemon_wait_exit "$1" 10
 }
 
+# serve_start [FLAGS...]: start hs-serve as daemon "serve" with its data in
+# $HS_T/serve.d (spawning its own peers) on unix:$HS_T/s.sock, and point
+# the clients there through HS_ADDR.
+serve_start() {
+	hs_daemon_start serve "$HS_BIN/hs-serve" --data "$HS_T/serve.d" \
+		--listen "unix:$HS_T/s.sock" "$@" || return 1
+	HS_ADDR=unix:$HS_T/s.sock
+	export HS_ADDR
+}
+
 peer_start() {
 	local name=$1
 	shift

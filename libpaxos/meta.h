@@ -1,0 +1,77 @@
+/*
+ * meta.h - the stream directory and the per-log records that hs-serve keeps
+ * in the metadata registers (libpaxos/register.h, DESIGN.md §5).
+ *
+ * KEYS
+ * ----
+ *   "s/" | name            stream record (name: 1..255 bytes of
+ *                          [A-Za-z0-9._-]; so the key is <= 257 bytes, and
+ *                          names over 253 bytes are refused by hs-serve
+ *                          since a register key is at most 255 bytes)
+ *   "l/" | u64 log BE      log record (8 binary bytes, so keys sort by id)
+ *
+ * VALUES (the caller's bytes inside the register envelope; little-endian)
+ * -----------------------------------------------------------------------
+ * stream record, 40 bytes:
+ *   u8 version (1) | u8 flags (HS_SREC_DELETED 1) | u8 replication
+ *   | u8 durability (proto_client.h enum: 1 sync, 2 async, 3 memory)
+ *   | u32 0 | u64 log | u64 retention_ms | u64 offload_after_ms
+ *   | u64 created_ms
+ * A deleted record keeps its log id (so the log can still be trimmed and
+ * audited); creating the name again writes a new record with a new log id.
+ *
+ * log record, 16 bytes:
+ *   u8 version (1) | u8 0 | u16 0 | u32 epoch | u64 trim
+ * epoch: the last epoch a sequencer activated (0 = never).  A sequencer
+ * activates by changing it to epoch + 1 in one register change, so every
+ * incarnation of every hs-serve gets a distinct, increasing epoch.  trim
+ * never decreases.  Later issues append fields (nodeset history, last clean
+ * epoch, offload point); decoders accept longer values of version 1.
+ *
+ * The register envelope (register.h, "Exactly once": u8 format | u8 n |
+ * ballot floor | n ballots) precedes the caller's bytes in what acceptors
+ * store; hs_reg_unwrap() skips it for values read directly from acceptors
+ * (REG_LIST), which bypass the proposer.
+ */
+#ifndef HS_META_H
+#define HS_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define HS_SREC_LEN 40
+#define HS_LREC_LEN 16
+#define HS_SREC_DELETED 1
+#define HS_META_NAME_MAX 253     /* "s/" + name within a register key */
+
+struct hs_srec {
+	uint8_t flags;           /* HS_SREC_* */
+	uint8_t replication;
+	uint8_t durability;      /* 1 sync, 2 async, 3 memory */
+	uint64_t log;
+	uint64_t retention_ms, offload_after_ms;
+	uint64_t created_ms;
+};
+
+struct hs_lrec {
+	uint32_t epoch;
+	uint64_t trim;
+};
+
+/* Key builders: write the key into k (room for 2 + 255 bytes) and return
+ * its length. */
+size_t hs_meta_skey(uint8_t *k, const char *name, size_t len);
+size_t hs_meta_lkey(uint8_t *k, uint64_t log);
+
+/* Append the encoded record to out. */
+void hs_srec_enc(const struct hs_srec *r, struct hs_buf *out);
+void hs_lrec_enc(const struct hs_lrec *r, struct hs_buf *out);
+
+/* Decode p[0..len).  Return 1 (decoded), 0 (len 0: absent; *r zeroed) or
+ * -HS_EDATA (not a record of this kind). */
+int hs_srec_dec(const uint8_t *p, size_t len, struct hs_srec *r);
+int hs_lrec_dec(const uint8_t *p, size_t len, struct hs_lrec *r);
+
+#endif
