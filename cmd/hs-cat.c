@@ -1,0 +1,253 @@
+/*
+ * hs-cat - print a range of a stream and exit (CLI.md, hs-cat(1)).
+ *
+ * One READ without HS_CREAD_FOLLOW: the server resolves the range when the
+ * read starts (the tail is pinned then), so hs-cat never waits for new
+ * records.  libcore/reader.h does the protocol and the output: records are
+ * formatted into one buffer per DELIVER frame and written with one write(2),
+ * and the read's credit is returned only after that write, so memory stays
+ * bounded whatever the speed of stdout.  EPIPE on stdout (`hs-cat s | head
+ * -1`) ends quietly with status 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "err.h"
+#include "format.h"
+#include "log.h"
+#include "parse.h"
+#include "pos.h"
+#include "proto_client.h"
+#include "reader.h"
+
+static const char usage_text[] =
+	"usage: hs-cat [-c N] [-n N] [-0 | -d DELIM | --format FMT] [--gaps] STREAM [RANGE]\n"
+	"       hs-cat -h | --help | -V | --version\n";
+
+static const char help_text[] =
+	"hs-cat - print the records of a stream in a range, then exit\n"
+	"\n"
+	"usage: hs-cat [options] STREAM [RANGE]\n"
+	"\n"
+	"RANGE is FROM..TO (half-open), FROM.., ..TO or FROM; the default is head..tail,\n"
+	"with the tail pinned when the read starts.  Positions: e3n1207, an LSN, head,\n"
+	"head+N, tail, tail-N, @2026-11-26T10:00:00Z, @MS, @-1h (see hs-positions(7)).\n"
+	"\n"
+	"  -c, --count N         print at most N records\n"
+	"  -n, --last N          print the last N records (tail-N..tail); no RANGE\n"
+	"  -0, --null            end each record with NUL instead of newline\n"
+	"  -d, --delimiter DELIM end each record with DELIM (one byte or \\n \\t \\0 \\xHH)\n"
+	"      --format FMT      raw (default), json, netstring, or a template such as\n"
+	"                        '%l %T %p\\n' (%l LSN, %L LSN as u64, %t ms, %T time,\n"
+	"                        %p payload, %s length, %S stream, %% '%')\n"
+	"      --gaps            also report HOLE and BRIDGE gaps (json: gap objects;\n"
+	"                        else lines on stderr); TRIM and DATALOSS always are\n"
+	"  -a, --addr ADDR       hs-serve address (unix:PATH or HOST:PORT); HS_ADDR\n"
+	"  -t, --timeout DUR     longest wait for the server (default 5s); HS_TIMEOUT\n"
+	"      --config FILE     configuration file (default ~/.config/hs/config)\n"
+	"  -X KEY=VAL            override one configuration key\n"
+	"  -v, --verbose         log more (repeatable); HS_LOG=debug|info|warn|error\n"
+	"  -q, --quiet           log less\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Exit status: 0 done (also when stdout is closed early), 64 usage, 66 no such\n"
+	"stream, 68 cannot resolve the address, 69 hs-serve unreachable, 74 output\n"
+	"error or DATALOSS gap, 75 timeout, 76 protocol mismatch.\n";
+
+enum {
+	OPT_FORMAT = HS_OPT_FIRST_PRIVATE,
+	OPT_GAPS,
+};
+
+static int64_t now_unix_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int parse_count(struct hs_cli *cli, const char *flag, const char *arg, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-')
+		return hs_cli_usage_error(cli, "invalid %s '%s' (use a number of records)", flag,
+					  arg);
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		HS_CLI_LONGOPTS,
+		{ "count", required_argument, NULL, 'c' },
+		{ "last", required_argument, NULL, 'n' },
+		{ "null", no_argument, NULL, '0' },
+		{ "delimiter", required_argument, NULL, 'd' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "gaps", no_argument, NULL, OPT_GAPS },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hs_cli cli;
+	struct hs_fmt_out fmt;
+	struct hs_reader rd;
+	struct hs_reader_sink sink;
+	struct hs_sconn conn;
+	struct hs_pos from, to;
+	const char *format = NULL, *delim = NULL, *stream, *range = NULL;
+	uint64_t count = 0, last = 0;
+	int have_last = 0, have_count = 0, nul = 0, gaps = 0, has_to = 0, opt, status, r;
+	char msg[512];
+	size_t idx;
+
+	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
+	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "c:n:0d:", longopts, NULL)) != -1) {
+		r = hs_cli_option(&cli, opt, optarg, &status);
+		if (r > 0)
+			goto out_cli;
+		if (r == 0)
+			continue;
+		switch (opt) {
+		case 'c':
+			if ((status = parse_count(&cli, "-c", optarg, &count)))
+				goto out_cli;
+			have_count = 1;
+			break;
+		case 'n':
+			if ((status = parse_count(&cli, "-n", optarg, &last)))
+				goto out_cli;
+			if (last > INT64_MAX) {
+				status = hs_cli_usage_error(&cli, "-n %s is too large", optarg);
+				goto out_cli;
+			}
+			have_last = 1;
+			break;
+		case '0':
+			nul = 1;
+			break;
+		case 'd':
+			delim = optarg;
+			break;
+		case OPT_FORMAT:
+			format = optarg;
+			break;
+		case OPT_GAPS:
+			gaps = 1;
+			break;
+		}
+	}
+	if (optind >= argc) {
+		status = hs_cli_usage_error(&cli, "missing STREAM");
+		goto out_cli;
+	}
+	stream = argv[optind++];
+	if (optind < argc)
+		range = argv[optind++];
+	if (optind < argc) {
+		status = hs_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind]);
+		goto out_cli;
+	}
+	if (!hs_stream_name_valid(stream, strlen(stream))) {
+		status = hs_cli_usage_error(
+			&cli, "invalid stream name '%s' (1-255 of A-Z a-z 0-9 . _ -, not "
+			      "starting with '_')", stream);
+		goto out_cli;
+	}
+	if (have_last && range) {
+		status = hs_cli_usage_error(&cli, "-n and a RANGE cannot be used together");
+		goto out_cli;
+	}
+	if (have_last) {
+		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)last };
+	} else if (hs_range_parse(range ? range : "..", now_unix_ms(), &from, &to, &has_to) < 0) {
+		const char *why = hs_range_error(range, now_unix_ms());
+
+		status = hs_cli_usage_error(&cli, "invalid range '%s': %s", range,
+					    why ? why : "?");
+		goto out_cli;
+	}
+	if (hs_reader_fmt_setup(&fmt, format, nul, delim, msg, sizeof(msg)) < 0) {
+		status = hs_cli_usage_error(&cli, "%s", msg);
+		goto out_cli;
+	}
+	if ((status = hs_cli_finish(&cli)))
+		goto out_fmt;
+
+	/* EPIPE instead of a signal: the write path ends quietly. */
+	signal(SIGPIPE, SIG_IGN);
+	r = hs_client_connect(&conn, cli.addr, cli.timeout_ms, msg, sizeof(msg));
+	if (r < 0) {
+		status = hs_cli_fail(&cli, hs_exit_status(r), "%s", msg);
+		goto out_fmt;
+	}
+	hs_reader_init(&rd, gaps ? HS_CREAD_GAPS : 0, HS_READER_WIN_RECORDS, HS_READER_WIN_BYTES,
+		       (int)cli.timeout_ms, &hs_reader_sink_ops, &sink);
+	/* An explicit TO travels as is; a defaulted one is "none": the tail
+	 * pinned when the read starts. */
+	if (have_count && !count) {
+		/* -c 0: limit 0 would mean "no limit"; an empty range still
+		 * checks that the stream exists. */
+		to = from;
+		has_to = 1;
+	}
+	hs_reader_add(&rd, stream, &from, has_to ? &to : NULL, count);
+	hs_reader_sink_init(&sink, &fmt, &rd, 1, cli.prog);
+	sink.names = fmt.kind == HS_FMT_TEMPLATE;
+	sink.show_gaps = gaps;
+	sink.max = count;
+
+	r = hs_reader_start(&rd, &conn);
+	if (r >= 0)
+		r = hs_reader_run(&rd, NULL, NULL);
+	status = 0;
+	if (sink.write_err == -EPIPE) {
+		/* stdout's reader is gone: like cat | head, not an error. */
+	} else if (sink.write_err) {
+		status = hs_cli_fail(&cli, EX_IOERR, "cannot write the output: %s",
+				     hs_strerror(sink.write_err));
+	} else if (r < 0 && hs_reader_status(&rd, &idx) == r) {
+		if (r == -HS_ENOSTREAM)
+			status = hs_cli_fail(&cli, EX_NOINPUT, "no such stream '%s'", stream);
+		else
+			status = hs_cli_fail(&cli, hs_exit_status(r), "cannot read '%s': %s",
+					     stream, hs_strerror(r));
+	} else if (r == -HS_EUNAVAIL) {
+		status = hs_cli_fail(&cli, EX_UNAVAILABLE, "lost the connection to hs-serve%s%s",
+				     rd.why ? ": " : "", rd.why ? rd.why : "");
+	} else if (r == -HS_EPROTO || r == -HS_ECHECKSUM || r == -HS_ETOOBIG) {
+		status = hs_cli_fail(&cli, hs_exit_status(r), "bad answer from hs-serve: %s",
+				     rd.why ? rd.why : hs_strerror(r));
+	} else if (r == -HS_ETIMEOUT) {
+		status = hs_cli_fail(&cli, EX_TEMPFAIL, "no answer from hs-serve within %llums",
+				     (unsigned long long)cli.timeout_ms);
+	} else if (r < 0) {
+		status = hs_cli_fail(&cli, EX_UNAVAILABLE, "connection to hs-serve: %s",
+				     hs_strerror(r));
+	} else if (sink.dataloss) {
+		status = hs_cli_fail(&cli, EX_IOERR, "records of '%s' were lost (DATALOSS)",
+				     stream);
+	}
+	hs_sconn_close(&conn);
+	hs_reader_sink_free(&sink);
+	hs_reader_free(&rd);
+out_fmt:
+	hs_fmt_out_free(&fmt);
+out_cli:
+	hs_cli_free(&cli);
+	return status;
+}

@@ -1,0 +1,335 @@
+/*
+ * hs-tail - follow one or more streams (CLI.md, hs-tail(1)).
+ *
+ * One READ with HS_CREAD_FOLLOW per stream, all on one connection; the
+ * server pushes DELIVER frames as records are released and the output is
+ * interleaved in arrival order.  libcore/reader.h writes each DELIVER with
+ * one write(2) as soon as it arrives (no stdio buffering, no -u needed) and
+ * returns the credit after the write.
+ *
+ * SIGINT and SIGTERM are blocked except inside the reader's ppoll(), where
+ * the handler only sets a flag: the batch being written is finished, then
+ * hs-tail exits 0.  With -F (--retry) a lost connection, an unreachable
+ * server or a stream that does not exist yet is waited out: the reader
+ * resends a missing stream's READ every RETRY_MS, and a new connection
+ * resumes every read after the last record or gap it printed, so nothing is
+ * printed twice and nothing released in between is skipped (except for a
+ * read that had printed nothing yet: it starts again from its position,
+ * e.g. the tail at the reconnection).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "err.h"
+#include "format.h"
+#include "log.h"
+#include "pos.h"
+#include "proto_client.h"
+#include "reader.h"
+
+#define RETRY_MS 250          /* -F: resend a missing stream's READ */
+#define BACKOFF_MIN_MS 100    /* -F: first wait before reconnecting */
+#define BACKOFF_MAX_MS 2000
+
+static const char usage_text[] =
+	"usage: hs-tail [-n N | --from POS] [--until POS] [-c N] [-F]\n"
+	"               [-0 | -d DELIM | --format FMT] [--gaps] STREAM...\n"
+	"       hs-tail -h | --help | -V | --version\n";
+
+static const char help_text[] =
+	"hs-tail - follow streams: print new records as they are appended\n"
+	"\n"
+	"usage: hs-tail [options] STREAM...\n"
+	"\n"
+	"Starts at the tail (only new records) unless -n or --from says otherwise and\n"
+	"runs until --until, -c, or SIGINT/SIGTERM.  Several streams are followed at\n"
+	"once; their records are interleaved in arrival order (json carries \"stream\",\n"
+	"templates may use %S).  Every delivered batch is written at once.\n"
+	"\n"
+	"  -n, --last N          start N records before the tail of each stream\n"
+	"      --from POS        start at POS (e3n1207, head, head+N, tail-N, @TIME...)\n"
+	"      --until POS       stop before POS (exit 0)\n"
+	"  -c, --count N         stop after N records in all (exit 0)\n"
+	"  -F, --retry           keep trying when hs-serve is unreachable or goes away,\n"
+	"                        and wait for streams that do not exist yet\n"
+	"  -0, --null            end each record with NUL instead of newline\n"
+	"  -d, --delimiter DELIM end each record with DELIM (one byte or \\n \\t \\0 \\xHH)\n"
+	"      --format FMT      raw (default), json, netstring, or a template such as\n"
+	"                        '%S %l %p\\n' (%l LSN, %L LSN as u64, %t ms, %T time,\n"
+	"                        %p payload, %s length, %S stream, %% '%')\n"
+	"      --gaps            also report HOLE and BRIDGE gaps (json: gap objects;\n"
+	"                        else lines on stderr); TRIM and DATALOSS always are\n"
+	"  -a, --addr ADDR       hs-serve address (unix:PATH or HOST:PORT); HS_ADDR\n"
+	"  -t, --timeout DUR     longest wait to connect (default 5s); HS_TIMEOUT\n"
+	"      --config FILE     configuration file (default ~/.config/hs/config)\n"
+	"  -X KEY=VAL            override one configuration key\n"
+	"  -v, --verbose         log more (repeatable); HS_LOG=debug|info|warn|error\n"
+	"  -q, --quiet           log less\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Exit status: 0 stopped by --until, -c, SIGINT/SIGTERM, or a closed stdout;\n"
+	"64 usage, 66 no such stream, 68 cannot resolve the address, 69 hs-serve\n"
+	"unreachable or gone, 74 output error or DATALOSS gap, 76 protocol mismatch.\n";
+
+enum {
+	OPT_FORMAT = HS_OPT_FIRST_PRIVATE,
+	OPT_GAPS,
+	OPT_FROM,
+	OPT_UNTIL,
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	stop_flag = sig;
+}
+
+static int64_t now_unix_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int parse_count(struct hs_cli *cli, const char *flag, const char *arg, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-')
+		return hs_cli_usage_error(cli, "invalid %s '%s' (use a number of records)", flag,
+					  arg);
+	*out = v;
+	return 0;
+}
+
+static int parse_pos(struct hs_cli *cli, const char *flag, const char *arg, struct hs_pos *p)
+{
+	if (hs_pos_parse(arg, now_unix_ms(), p) == 0)
+		return 0;
+	return hs_cli_usage_error(cli, "invalid %s position '%s': %s", flag, arg,
+				  hs_pos_error(arg, now_unix_ms()));
+}
+
+/* Sleep ms unless a stopping signal comes first. */
+static void nap(int ms, const sigset_t *waitmask)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	ppoll(NULL, 0, &ts, waitmask);
+}
+
+/* Connection-level failures that -F waits out. */
+static int transient(int r)
+{
+	return r == -HS_EUNAVAIL || r == -HS_ETIMEOUT || r == -ECONNRESET || r == -EPIPE ||
+	       r == -ECONNREFUSED || r == -ENOENT || r == -HS_ERESOLVE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		HS_CLI_LONGOPTS,
+		{ "count", required_argument, NULL, 'c' },
+		{ "last", required_argument, NULL, 'n' },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "retry", no_argument, NULL, 'F' },
+		{ "null", no_argument, NULL, '0' },
+		{ "delimiter", required_argument, NULL, 'd' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "gaps", no_argument, NULL, OPT_GAPS },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hs_cli cli;
+	struct hs_fmt_out fmt;
+	struct hs_reader rd;
+	struct hs_reader_sink sink;
+	struct hs_sconn conn = { .fd = -1 };
+	struct hs_pos from = { .kind = HS_POS_TAIL }, until = { 0 };
+	struct sigaction sa;
+	sigset_t block, waitmask;
+	const char *format = NULL, *delim = NULL;
+	uint64_t count = 0, last = 0;
+	int have_last = 0, have_count = 0, have_from = 0, nul = 0, gaps = 0, retry = 0, opt, status, r;
+	int backoff = BACKOFF_MIN_MS, warned = 0;
+	char msg[512];
+	size_t idx;
+
+	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
+	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "c:n:0d:F", longopts, NULL)) !=
+	       -1) {
+		r = hs_cli_option(&cli, opt, optarg, &status);
+		if (r > 0)
+			goto out_cli;
+		if (r == 0)
+			continue;
+		switch (opt) {
+		case 'c':
+			if ((status = parse_count(&cli, "-c", optarg, &count)))
+				goto out_cli;
+			have_count = 1;
+			break;
+		case 'n':
+			if ((status = parse_count(&cli, "-n", optarg, &last)))
+				goto out_cli;
+			if (last > INT64_MAX) {
+				status = hs_cli_usage_error(&cli, "-n %s is too large", optarg);
+				goto out_cli;
+			}
+			have_last = 1;
+			break;
+		case OPT_FROM:
+			if ((status = parse_pos(&cli, "--from", optarg, &from)))
+				goto out_cli;
+			have_from = 1;
+			break;
+		case OPT_UNTIL:
+			if ((status = parse_pos(&cli, "--until", optarg, &until)))
+				goto out_cli;
+			break;
+		case 'F':
+			retry = 1;
+			break;
+		case '0':
+			nul = 1;
+			break;
+		case 'd':
+			delim = optarg;
+			break;
+		case OPT_FORMAT:
+			format = optarg;
+			break;
+		case OPT_GAPS:
+			gaps = 1;
+			break;
+		}
+	}
+	if (optind >= argc) {
+		status = hs_cli_usage_error(&cli, "missing STREAM");
+		goto out_cli;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!hs_stream_name_valid(argv[i], strlen(argv[i]))) {
+			status = hs_cli_usage_error(
+				&cli, "invalid stream name '%s' (1-255 of A-Z a-z 0-9 . _ -, "
+				      "not starting with '_')", argv[i]);
+			goto out_cli;
+		}
+	}
+	if (have_last && have_from) {
+		status = hs_cli_usage_error(&cli, "-n and --from cannot be used together");
+		goto out_cli;
+	}
+	if (have_last)
+		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)last };
+	if (hs_reader_fmt_setup(&fmt, format, nul, delim, msg, sizeof(msg)) < 0) {
+		status = hs_cli_usage_error(&cli, "%s", msg);
+		goto out_cli;
+	}
+	if ((status = hs_cli_finish(&cli)))
+		goto out_fmt;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGTERM);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	hs_reader_init(&rd, HS_CREAD_FOLLOW | (gaps ? HS_CREAD_GAPS : 0), HS_READER_WIN_RECORDS,
+		       HS_READER_WIN_BYTES, -1, &hs_reader_sink_ops, &sink);
+	rd.retry_ms = retry ? RETRY_MS : 0;
+	if (have_count && !count)
+		until = from; /* -c 0: an empty read, not "no limit" */
+	for (int i = optind; i < argc; i++)
+		hs_reader_add(&rd, argv[i], &from, &until, count);
+	hs_reader_sink_init(&sink, &fmt, &rd, 1, cli.prog);
+	sink.names = fmt.kind == HS_FMT_TEMPLATE || rd.n > 1;
+	sink.show_gaps = gaps;
+	sink.max = count;
+
+	status = 0;
+	while (!stop_flag) {
+		r = hs_client_connect(&conn, cli.addr, cli.timeout_ms, msg, sizeof(msg));
+		if (r < 0) {
+			if (!retry || !transient(r)) {
+				status = hs_cli_fail(&cli, hs_exit_status(r), "%s", msg);
+				break;
+			}
+			if (!warned++)
+				hs_cli_fail(&cli, 0, "%s; retrying", msg);
+			nap(backoff, &waitmask);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			continue;
+		}
+		if (warned)
+			hs_info("connected again");
+		warned = 0;
+		backoff = BACKOFF_MIN_MS;
+		r = hs_reader_start(&rd, &conn);
+		if (r >= 0)
+			r = hs_reader_run(&rd, &stop_flag, &waitmask);
+		if (r < 0 && r == -HS_EUNAVAIL && rd.why)
+			snprintf(msg, sizeof(msg), "%s", rd.why);
+		else if (r < 0)
+			snprintf(msg, sizeof(msg), "%s", rd.why ? rd.why : hs_strerror(r));
+		if (r == HS_READER_STOP && stop_flag)
+			hs_reader_cancel(&rd);
+		hs_sconn_close(&conn);
+		if (r >= 0 || sink.write_err)
+			break; /* ended (--until), -c, a signal, or a closed stdout */
+		if (hs_reader_status(&rd, &idx) == r) {
+			if (r == -HS_ENOSTREAM)
+				status = hs_cli_fail(&cli, EX_NOINPUT, "no such stream '%s'",
+						     rd.s[idx].name);
+			else
+				status = hs_cli_fail(&cli, hs_exit_status(r),
+						     "cannot read '%s': %s", rd.s[idx].name,
+						     hs_strerror(r));
+			break;
+		}
+		if (!retry || !transient(r)) {
+			status = hs_cli_fail(&cli, transient(r) ? EX_UNAVAILABLE : hs_exit_status(r),
+					     "lost the connection to hs-serve: %s", msg);
+			break;
+		}
+		hs_cli_fail(&cli, 0, "lost the connection to hs-serve: %s; retrying", msg);
+		warned = 1;
+		nap(backoff, &waitmask);
+	}
+	if (sink.write_err && sink.write_err != -EPIPE)
+		status = hs_cli_fail(&cli, EX_IOERR, "cannot write the output: %s",
+				     hs_strerror(sink.write_err));
+	else if (!status && sink.dataloss)
+		status = hs_cli_fail(&cli, EX_IOERR, "records were lost (DATALOSS)");
+	hs_sconn_close(&conn);
+	hs_reader_sink_free(&sink);
+	hs_reader_free(&rd);
+out_fmt:
+	hs_fmt_out_free(&fmt);
+out_cli:
+	hs_cli_free(&cli);
+	return status;
+}
