@@ -72,16 +72,17 @@ $(B)/bin/%: $(B)/obj/cmd/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(LIBS_$*) -lm
 
-# Test tools and unit tests may use any part of the project.
+# Test tools, unit tests and benchmarks may use any part of the project.
+ALL_LIBS := $(ROCKSDB_LIBS) $(CURL_LIBS) $(SODIUM_LIBS) -lm
 $(B)/test/%: $(B)/obj/test/tools/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ROCKSDB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ALL_LIBS)
 $(B)/test/t_%: $(B)/obj/test/unit/t_%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ROCKSDB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ALL_LIBS)
 $(B)/bench/%: $(B)/obj/bench/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ROCKSDB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ALL_LIBS)
 
 # --- set-up ---------------------------------------------------------------
 deps:
