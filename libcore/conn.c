@@ -325,8 +325,10 @@ struct hs_buf *hs_conn_out(struct hs_conn *c)
 
 void hs_conn_close(struct hs_conn *c, int err)
 {
-	if (c->closing)
-		return;
+	/* A connection already closing (a failed send, EOF) waits for a
+	 * deferred task that may never run if the loop has stopped: finishing
+	 * it here, when no callback of its own is running, keeps "close every
+	 * connection" loops at shutdown finite. */
 	start_close(c, err, 1);
 	if (!c->busy)
 		finish(c);

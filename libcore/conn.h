@@ -88,8 +88,10 @@ size_t hs_conn_out_pending(const struct hs_conn *c);
 /* Close c with err (0 or negative).  Buffered output gets one last
  * non-blocking send attempt.  If called from inside one of c's own
  * callbacks, c stays valid until that callback returns and closed fires then;
- * otherwise closed fires before hs_conn_close returns.  Calling it again, or
- * on a conn that is already closing, does nothing (the first err wins). */
+ * otherwise closed fires before hs_conn_close returns.  On a conn already
+ * closing (after an I/O error or EOF, waiting for the end of the loop turn)
+ * it finishes the close now, unless inside c's own callback; the first err
+ * wins.  Never call it after closed has fired: c is freed then. */
 void hs_conn_close(struct hs_conn *c, int err);
 
 /* 1 if c is closing (closed will fire soon), else 0. */
