@@ -3,7 +3,7 @@
  * (CLI.md "Clients"; the messages are those of proto_client.h).
  *
  * COMMANDS are NOUN VERB: stream create|delete|list|info|exists|trim,
- * cluster status, stats.  One getopt_long table holds every flag, GNU
+ * sub create|delete|list|info, cluster status, stats.  One getopt_long table holds every flag, GNU
  * permutation lets flags follow the names, and each verb says which flags
  * it takes, so a flag given to the wrong verb is a usage error rather than
  * silently ignored.
@@ -62,6 +62,11 @@ static const char usage_text[] =
 	"       hs-admin [options] stream info NAME... [--json]\n"
 	"       hs-admin [options] stream exists NAME...\n"
 	"       hs-admin [options] stream trim NAME... --before POS\n"
+	"       hs-admin [options] sub create SUB --stream NAME [--from POS]\n"
+	"                          [--ack-timeout DUR] [--max-unacked N]\n"
+	"       hs-admin [options] sub list [--names | --json] [--stream NAME]\n"
+	"       hs-admin [options] sub info SUB... [--json]\n"
+	"       hs-admin [options] sub delete SUB... [-f]\n"
 	"       hs-admin [options] cluster status [--wait-healthy] [--json]\n"
 	"       hs-admin [options] stats [--json] [--stream PREFIX]\n"
 	"       hs-admin -h | --help | -V | --version\n";
@@ -78,6 +83,10 @@ static const char help_text[] =
 	"  stream info NAME...        show a stream's attributes and positions\n"
 	"  stream exists NAME...      exit 0 if every stream exists, 1 if one does not\n"
 	"  stream trim NAME... --before POS   drop every record before POS\n"
+	"  sub create SUB --stream NAME   create a named subscription (a durable cursor)\n"
+	"  sub delete SUB...          delete subscriptions (asks on a tty, else -f)\n"
+	"  sub list                   list subscriptions\n"
+	"  sub info SUB...            show a subscription's checkpoint and progress\n"
 	"  cluster status             show the cluster's health and peers (exit 1 unhealthy)\n"
 	"  stats                      show the server's counters, per stream and per peer\n"
 	"\n"
@@ -94,7 +103,13 @@ static const char help_text[] =
 	"      --prefix P             only names starting with P (list)\n"
 	"      --before POS           trim point: head, tail-N, eNnM, @TIME... (trim)\n"
 	"      --wait-healthy         wait up to the timeout for a healthy cluster (status)\n"
-	"      --stream PREFIX        only the streams starting with PREFIX (stats)\n"
+	"      --stream NAME          the stream (sub create), only its subscriptions (sub\n"
+	"                             list), or a name prefix (stats)\n"
+	"      --from POS             where a subscription starts (sub create; default tail)\n"
+	"      --ack-timeout DUR      redeliver what is unacknowledged after DUR (sub create;\n"
+	"                             default 30s)\n"
+	"      --max-unacked N        pause delivery at N unacknowledged records (sub create;\n"
+	"                             default 10000)\n"
 	"  -a, --addr ADDR            server: unix:PATH or HOST:PORT (HS_ADDR)\n"
 	"  -t, --timeout DUR          per request, default 5s (HS_TIMEOUT)\n"
 	"      --config FILE          configuration file (HS_CONFIG)\n"
@@ -105,8 +120,9 @@ static const char help_text[] =
 	"  -V, --version              show the version and exit\n"
 	"\n"
 	"Exit status: 0 done, 1 negative answer (exists: no; status: unhealthy),\n"
-	"64 usage, 65 bad input or stream already exists, 66 no such stream or file,\n"
-	"68 cannot resolve, 69 server unreachable, 75 timeout, 76 protocol mismatch.\n";
+	"64 usage, 65 bad input or stream already exists, 66 no such stream, subscription\n"
+	"or file, 68 cannot resolve, 69 server unreachable, 75 timeout or subscription in\n"
+	"use, 76 protocol mismatch.\n";
 
 enum {
 	OPT_REPLICATION = HS_OPT_FIRST_PRIVATE,
@@ -121,6 +137,9 @@ enum {
 	OPT_BEFORE,
 	OPT_WAIT_HEALTHY,
 	OPT_STREAM,
+	OPT_FROM,
+	OPT_ACK_TIMEOUT,
+	OPT_MAX_UNACKED,
 };
 
 /* Which verb-specific flags were given (struct cmd.flags: which are allowed). */
@@ -138,12 +157,15 @@ enum {
 	F_BEFORE = 1 << 10,
 	F_WAIT = 1 << 11,
 	F_STREAM = 1 << 12,
+	F_FROM = 1 << 13,
+	F_ACK_TIMEOUT = 1 << 14,
+	F_MAX_UNACKED = 1 << 15,
 };
 
 static const char *const flag_names[] = {
 	"--replication", "--retention", "--offload-after", "--durability", "--from-file",
 	"--exist-ok", "--force", "--names", "--json", "--prefix", "--before",
-	"--wait-healthy", "--stream",
+	"--wait-healthy", "--stream", "--from", "--ack-timeout", "--max-unacked",
 };
 
 struct name {
@@ -159,6 +181,8 @@ struct admin {
 	struct hs_stream_attrs attrs;
 	const char *from_file, *prefix, *stats_prefix, *before_arg;
 	struct hs_pos before;
+	struct hs_pos sub_from;    /* sub create --from (kind 0: tail) */
+	uint32_t ack_timeout_ms, max_unacked;
 	struct hs_buf out;         /* stdout, written once per batch */
 	struct hs_buf req;         /* request frames */
 	int first_err;             /* exit status of the first failed entry */
@@ -963,6 +987,283 @@ out:
 	return st;
 }
 
+/* ---- subscriptions ------------------------------------------------------ */
+
+static void sub_fail(struct admin *a, const char *name, size_t len, int status)
+{
+	int st = hs_exit_status(status);
+
+	if (!a->first_err)
+		a->first_err = st;
+	if (a->nfailed++ >= FAIL_SHOWN)
+		return;
+	if (status == -HS_ENOENT)
+		hs_cli_fail(&a->cli, st, "no such subscription '%.*s'", (int)len, name);
+	else if (status == -HS_EEXIST)
+		hs_cli_fail(&a->cli, st, "subscription '%.*s' already exists", (int)len, name);
+	else if (status == -HS_ENOSTREAM)
+		hs_cli_fail(&a->cli, st, "subscription '%.*s': no such stream '%s'", (int)len,
+			    name, a->stats_prefix ? a->stats_prefix : "?");
+	else if (status == -HS_EUSAGE)
+		hs_cli_fail(&a->cli, EX_USAGE, "subscription '%.*s': position not accepted "
+			    "(@time positions are not supported for subscriptions yet)", (int)len,
+			    name);
+	else
+		hs_cli_fail(&a->cli, st, "subscription '%.*s': %s", (int)len, name,
+			    hs_strerror(status));
+}
+
+static void sub_info_json(struct hs_buf *b, const char *name, size_t len,
+			  const struct hs_sub_info *in)
+{
+	hs_buf_append(b, "{\"name\":", 8);
+	json_str(b, name, len);
+	hs_buf_append(b, ",\"stream\":", 10);
+	json_str(b, in->stream, in->stream_len);
+	hs_buf_printf(b, ",\"ack_timeout_ms\":%u,\"max_unacked\":%u,\"checkpoint\":",
+		      in->ack_timeout_ms, in->max_unacked);
+	put_lsn(b, in->checkpoint, true);
+	hs_buf_append(b, ",\"delivered\":", 13);
+	put_lsn(b, in->delivered, true);
+	hs_buf_printf(b, ",\"unacked\":%u,\"consumers\":%u}\n", in->unacked, in->consumers);
+}
+
+static void sub_info_text(struct hs_buf *b, const char *name, size_t len,
+			  const struct hs_sub_info *in)
+{
+	hs_buf_printf(b, "name          %.*s\nstream        %.*s\nack-timeout   ", (int)len, name,
+		      (int)in->stream_len, in->stream);
+	put_dur(b, in->ack_timeout_ms, "0");
+	hs_buf_printf(b, "\nmax-unacked   %u\ncheckpoint    ", in->max_unacked);
+	put_lsn(b, in->checkpoint, false);
+	hs_buf_printf(b, "\ndelivered     ");
+	put_lsn(b, in->delivered, false);
+	hs_buf_printf(b, "\nunacked       %u\nconsumers     %u\n", in->unacked, in->consumers);
+}
+
+/* Send one list request (names, built by begin/add) and check the reply. */
+static int sub_call(struct admin *a, uint16_t type, const struct name *names, size_t n,
+		    struct hs_frame *f, struct hs_clist *l)
+{
+	uint64_t id = hs_client_next_id();
+	struct hs_msg_wr w;
+	uint16_t want = type == HS_MSG_SUB_INFO ? HS_MSG_SUBS : HS_MSG_STATUSES;
+	int st;
+
+	switch (type) {
+	case HS_MSG_SUB_CREATE:
+		hs_msg_sub_create_begin(&w, &a->req, id);
+		break;
+	case HS_MSG_SUB_DELETE:
+		hs_msg_sub_delete_begin(&w, &a->req, id);
+		break;
+	default:
+		hs_msg_sub_info_begin(&w, &a->req, id);
+		break;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (type == HS_MSG_SUB_CREATE) {
+			struct hs_subcreate_ent e = {
+				.sub = names[i].p,
+				.sub_len = names[i].len,
+				.stream = a->stats_prefix,
+				.stream_len = (uint8_t)strlen(a->stats_prefix),
+				.from = a->sub_from,
+				.ack_timeout_ms = a->ack_timeout_ms,
+				.max_unacked = a->max_unacked,
+			};
+
+			hs_msg_sub_create_add(&w, &e);
+		} else {
+			hs_msg_name_add(&w, names[i].p, names[i].len);
+		}
+	}
+	hs_msg_wr_end(&w);
+	st = call(a, id, want, f);
+	if (st)
+		return st;
+	if (hs_msg_clist_dec(f->type, f->body, f->body_len, l) < 0 || l->n != n)
+		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad %s",
+				   hs_msg_name(f->type));
+	return 0;
+}
+
+static int sub_names(struct admin *a, int argc, char **argv, const char *verb,
+		     struct name **names)
+{
+	if (!argc)
+		return hs_cli_usage_error(&a->cli, "sub %s needs a SUB", verb);
+	if ((size_t)argc > BATCH)
+		return hs_cli_usage_error(&a->cli, "at most %d subscriptions at once", BATCH);
+	return names_from_argv(a, argv, argc, names);
+}
+
+static int cmd_sub_create(struct admin *a, int argc, char **argv)
+{
+	struct name *names;
+	struct hs_frame f;
+	struct hs_clist l;
+	struct hs_status_ent e;
+	int st;
+
+	if (!a->stats_prefix)
+		return hs_cli_usage_error(&a->cli, "sub create needs --stream NAME");
+	if ((st = check_name(a, a->stats_prefix, strlen(a->stats_prefix), "--stream: ")))
+		return st;
+	if ((st = sub_names(a, argc, argv, "create", &names)))
+		return st;
+	st = connect_server(a, false);
+	if (!st)
+		st = sub_call(a, HS_MSG_SUB_CREATE, names, (size_t)argc, &f, &l);
+	for (size_t i = 0; !st && i < (size_t)argc && hs_statuses_next(&l, &e) == 1; i++) {
+		char s[HS_POS_FMT_MAX];
+
+		if (e.status < 0) {
+			sub_fail(a, names[i].p, names[i].len, e.status);
+			continue;
+		}
+		hs_lsn_fmt(s, sizeof(s), e.value);
+		hs_info("created subscription '%.*s' at %s", names[i].len, names[i].p, s);
+	}
+	free(names);
+	return finish(a, st);
+}
+
+static int cmd_sub_delete(struct admin *a, int argc, char **argv)
+{
+	struct name *names;
+	struct hs_frame f;
+	struct hs_clist l;
+	struct hs_status_ent e;
+	char answer[16];
+	int st;
+
+	if ((st = sub_names(a, argc, argv, "delete", &names)))
+		return st;
+	if (!(a->flags & F_FORCE)) {
+		if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
+			free(names);
+			return hs_cli_fail(&a->cli, EX_USAGE, "refusing to delete without -f "
+					   "(stdin is not a terminal to ask)");
+		}
+		fprintf(stderr, "delete %d subscription(s) and their checkpoints? [y/N] ", argc);
+		if (!fgets(answer, sizeof(answer), stdin) ||
+		    (strcmp(answer, "y\n") && strcmp(answer, "yes\n"))) {
+			free(names);
+			return 1;
+		}
+	}
+	st = connect_server(a, false);
+	if (!st)
+		st = sub_call(a, HS_MSG_SUB_DELETE, names, (size_t)argc, &f, &l);
+	for (size_t i = 0; !st && i < (size_t)argc && hs_statuses_next(&l, &e) == 1; i++)
+		if (e.status < 0)
+			sub_fail(a, names[i].p, names[i].len, e.status);
+	free(names);
+	return finish(a, st);
+}
+
+static int cmd_sub_info(struct admin *a, int argc, char **argv)
+{
+	struct name *names;
+	struct hs_frame f;
+	struct hs_clist l;
+	struct hs_subs_ent e;
+	int st;
+
+	if ((st = sub_names(a, argc, argv, "info", &names)))
+		return st;
+	st = connect_server(a, false);
+	if (!st)
+		st = sub_call(a, HS_MSG_SUB_INFO, names, (size_t)argc, &f, &l);
+	for (size_t i = 0; !st && i < (size_t)argc && hs_subs_next(&l, &e) == 1; i++) {
+		if (e.status < 0 || !e.has_info) {
+			sub_fail(a, names[i].p, names[i].len, e.status < 0 ? e.status : -HS_EPROTO);
+			continue;
+		}
+		if (a->flags & F_JSON) {
+			sub_info_json(&a->out, e.sub, e.sub_len, &e.info);
+		} else {
+			if (a->printed)
+				hs_buf_appendc(&a->out, '\n');
+			a->printed = true;
+			sub_info_text(&a->out, e.sub, e.sub_len, &e.info);
+		}
+	}
+	if (!st)
+		st = out_flush(a);
+	free(names);
+	return finish(a, st);
+}
+
+static int cmd_sub_list(struct admin *a, int argc, char **argv)
+{
+	bool json = a->flags & F_JSON;
+	bool tab = !json && !(a->flags & F_NAMES) && isatty(STDOUT_FILENO);
+	char cursor[HS_NAME_MAX + 1] = "";
+	struct hs_list_req req;
+	struct hs_frame f;
+	struct hs_clist l;
+	struct hs_subs_ent e;
+	size_t slen = a->stats_prefix ? strlen(a->stats_prefix) : 0;
+	int st;
+
+	if (argc)
+		return hs_cli_usage_error(&a->cli, "sub list takes no SUB (use --stream)");
+	if (json && (a->flags & F_NAMES))
+		return hs_cli_usage_error(&a->cli, "--names and --json exclude each other");
+	if (slen && (st = check_name(a, a->stats_prefix, slen, "--stream: ")))
+		return st;
+	st = connect_server(a, false);
+	if (st)
+		return st;
+	if (tab)
+		hs_buf_printf(&a->out, "%-24s  %-24s  %-14s  %s\n", "NAME", "STREAM", "CHECKPOINT",
+			      "CONSUMERS");
+	for (;;) {
+		uint64_t id = hs_client_next_id();
+
+		memset(&req, 0, sizeof(req));
+		req.flags = (json || tab) ? HS_LIST_INFO : 0;
+		req.filter = a->stats_prefix;
+		req.filter_len = (uint8_t)slen;
+		req.cursor = cursor;
+		req.cursor_len = (uint8_t)strlen(cursor);
+		hs_msg_sub_list_enc(&a->req, id, &req);
+		st = call(a, id, HS_MSG_SUBS, &f);
+		if (st)
+			return st;
+		if (hs_msg_clist_dec(f.type, f.body, f.body_len, &l) < 0)
+			return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad SUBS");
+		while (hs_subs_next(&l, &e) == 1) {
+			memcpy(cursor, e.sub, e.sub_len);
+			cursor[e.sub_len] = 0;
+			if (e.status < 0 || ((json || tab) && !e.has_info))
+				continue;
+			if (json) {
+				sub_info_json(&a->out, e.sub, e.sub_len, &e.info);
+			} else if (tab) {
+				char s[HS_POS_FMT_MAX] = "-";
+
+				if (e.info.checkpoint)
+					hs_lsn_fmt(s, sizeof(s), e.info.checkpoint);
+				hs_buf_printf(&a->out, "%-24s  %-24.*s  %-14s  %u\n", cursor,
+					      (int)e.info.stream_len, e.info.stream, s,
+					      e.info.consumers);
+			} else {
+				hs_buf_append(&a->out, e.sub, e.sub_len);
+				hs_buf_appendc(&a->out, '\n');
+			}
+		}
+		st = out_flush(a);
+		if (st)
+			return st;
+		if (!(l.flags & HS_LIST_MORE) || !l.n)
+			break;
+	}
+	return 0;
+}
+
 /* ---- cluster status and stats ----------------------------------------- */
 
 static const char *peer_state(uint8_t s)
@@ -1165,6 +1466,10 @@ static const struct cmd cmds[] = {
 	{ "stream", "info", cmd_info, F_JSON },
 	{ "stream", "exists", cmd_exists, 0 },
 	{ "stream", "trim", cmd_trim, F_BEFORE },
+	{ "sub", "create", cmd_sub_create, F_STREAM | F_FROM | F_ACK_TIMEOUT | F_MAX_UNACKED },
+	{ "sub", "delete", cmd_sub_delete, F_FORCE },
+	{ "sub", "list", cmd_sub_list, F_NAMES | F_JSON | F_STREAM },
+	{ "sub", "info", cmd_sub_info, F_JSON },
 	{ "cluster", "status", cmd_status, F_WAIT | F_JSON },
 	{ "stats", NULL, cmd_stats, F_JSON | F_STREAM },
 };
@@ -1195,6 +1500,9 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 		{ "before", required_argument, NULL, OPT_BEFORE },
 		{ "wait-healthy", no_argument, NULL, OPT_WAIT_HEALTHY },
 		{ "stream", required_argument, NULL, OPT_STREAM },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT },
+		{ "max-unacked", required_argument, NULL, OPT_MAX_UNACKED },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli *c = &a->cli;
@@ -1275,6 +1583,29 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 			a->stats_prefix = optarg;
 			a->flags |= F_STREAM;
 			break;
+		case OPT_FROM:
+			if (hs_pos_parse(optarg, (int64_t)time(NULL) * 1000, &a->sub_from) < 0)
+				return hs_cli_usage_error(c, "invalid --from '%s': %s (use %s)", optarg,
+							  hs_pos_error(optarg, (int64_t)time(NULL) * 1000),
+							  HS_POS_SYNTAX);
+			a->flags |= F_FROM;
+			break;
+		case OPT_ACK_TIMEOUT:
+			if ((status = parse_dur(a, "--ack-timeout", optarg, &v)))
+				return status;
+			if (!v || v > UINT32_MAX)
+				return hs_cli_usage_error(c, "invalid --ack-timeout '%s' (1ms..49d)",
+							  optarg);
+			a->ack_timeout_ms = (uint32_t)v;
+			a->flags |= F_ACK_TIMEOUT;
+			break;
+		case OPT_MAX_UNACKED:
+			if (hs_parse_u64(optarg, &v) < 0 || !v || v > UINT32_MAX)
+				return hs_cli_usage_error(c, "invalid --max-unacked '%s' (1..%u)",
+							  optarg, UINT32_MAX);
+			a->max_unacked = (uint32_t)v;
+			a->flags |= F_MAX_UNACKED;
+			break;
 		default:
 			return hs_cli_usage_error(c, "unhandled option");
 		}
@@ -1302,7 +1633,7 @@ static int run(struct admin *a, int argc, char **argv)
 		}
 	}
 	if (!cmd) {
-		if (!strcmp(noun, "stream") || !strcmp(noun, "cluster"))
+		if (!strcmp(noun, "stream") || !strcmp(noun, "cluster") || !strcmp(noun, "sub"))
 			return hs_cli_usage_error(&a->cli, "unknown command '%s %s'", noun,
 						  verb ? verb : "");
 		return hs_cli_usage_error(&a->cli, "unknown command '%s'", noun);

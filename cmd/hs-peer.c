@@ -15,6 +15,16 @@
  * turn, not N.  GETMETA is answered after the commit too, so it never shows
  * state that is not durable yet.
  *
+ * DURABILITY PER STREAM.  A STORE flagged HS_STORE_NOSYNC (proto.h) carries
+ * runs of async streams.  A turn is committed without fsync (WAL written)
+ * when nothing in it needs one: every STORE was NOSYNC, and there was no
+ * hard SEAL, TRIM or GETMETA (register writes are always fsynced by the
+ * store).  RELEASE and soft seals need no fsync of their own: a lost
+ * released point only holds readers back until the next RELEASE.  After a
+ * commit left unsynced, a one-shot timer fsyncs the WAL within
+ * ASYNC_SYNC_MS; any synced commit in between covers it.  --durability
+ * async makes every commit unsynced; --durability memory keeps no WAL.
+ *
  * FAILURE.  If the commit fails (an fsync error puts RocksDB in its permanent
  * background-error state; a full disk), nothing staged in that turn is
  * acknowledged: the pending replies are dropped unsent, the error is logged
@@ -82,7 +92,7 @@
 #define MAX_LISTEN 16
 #define RECORDS_FRAME_TARGET (256u << 10) /* bytes per RECORDS frame */
 #define TURN_BUDGET (4u << 20)            /* stream bytes per loop turn */
-#define ASYNC_SYNC_MS 100                 /* WAL sync period, --durability async */
+#define ASYNC_SYNC_MS 100                 /* max delay of the WAL sync after an unsynced commit */
 #define ACCEPT_BATCH 64
 
 static const char usage_text[] =
@@ -101,9 +111,10 @@ static const char help_text[] =
 	"                                 repeatable\n"
 	"      --ready-file FILE          write the actual address there once serving\n"
 	"      --pidfile FILE             write the process id there; removed on clean exit\n"
-	"      --durability MODE          sync (fsync the WAL before every reply, default),\n"
-	"                                 async (WAL synced every 100ms) or memory (no WAL:\n"
-	"                                 unsafe, for benchmarks only)\n"
+	"      --durability MODE          sync (fsync the WAL before replying, except to\n"
+	"                                 STOREs flagged NOSYNC; default), async (WAL\n"
+	"                                 synced within 100ms) or memory (no WAL: unsafe,\n"
+	"                                 for benchmarks only)\n"
 	"      --node-id N                node id announced in HELLO (default 0)\n"
 	"      --partition-duration DUR   start a new time partition after DUR (default 15m)\n"
 	"      --partition-size SIZE      ... or after SIZE bytes (default 1G)\n"
@@ -215,6 +226,8 @@ struct peer {
 	int stored_this_turn;
 	int trimmed_this_turn;
 	int maintain_due, sync_due;
+	int turn_sync;        /* something staged this turn must be fsynced */
+	int sync_armed;       /* the WAL sync timer is armed */
 	/* registers touched this turn: regs[0..nregs) (their value buffers are
 	 * kept for reuse), indexed by an open-addressed table of index + 1 */
 	struct regst *regs;
@@ -231,7 +244,7 @@ struct peer {
 	uint64_t nconns, nstreams;
 
 	/* counters for STATS */
-	uint64_t conns_total, frames_in, stores_in, runs_in, runs_refused;
+	uint64_t conns_total, frames_in, stores_in, stores_nosync, runs_in, runs_refused;
 	uint64_t records_out, runs_out, bytes_out, gaps_out, maintain_drops;
 	uint64_t reg_frames, reg_entries, reg_refused;
 
@@ -824,6 +837,14 @@ static void do_maintain(struct peer *p)
 	}
 }
 
+static void on_sync_timer(struct hs_loop *l, void *arg)
+{
+	struct peer *p = arg;
+
+	p->sync_armed = 0;
+	p->sync_due = 1;
+}
+
 static void before_sleep(struct hs_loop *l, void *arg)
 {
 	struct peer *p = arg;
@@ -834,10 +855,15 @@ static void before_sleep(struct hs_loop *l, void *arg)
 	if (p->npend) {
 		r = reg_stage(p);
 		if (r == 0)
-			r = hs_store_commit(p->store);
+			r = hs_store_commit_opts(p->store, p->turn_sync);
+		p->turn_sync = 0;
 		if (r < 0) {
 			store_fail(p, r);
 			return;
+		}
+		if (hs_store_unsynced(p->store) && !p->sync_armed) {
+			p->sync_armed = 1;
+			hs_loop_timer(l, ASYNC_SYNC_MS, on_sync_timer, p);
 		}
 		send_replies(p);
 		for (size_t i = 0; i < p->nrel; i++)
@@ -884,6 +910,10 @@ static void on_store(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 		return;
 	}
 	p->stores_in++;
+	if (f->flags & HS_STORE_NOSYNC)
+		p->stores_nosync++;
+	else
+		p->turn_sync = 1;
 	grow((void **)&p->sts, &p->capsts, p->nsts + rd.nruns, sizeof(*p->sts));
 	pe = pend_add(p, pc, f->id, HS_MSG_STORE);
 	pe->st_off = p->nsts;
@@ -921,6 +951,8 @@ static void on_seal(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	pe->log = m.log;
 	pe->lce = m.lce;
 	pe->status = hs_store_stage_seal(p->store, m.log, m.epoch, m.soft);
+	if (!m.soft)
+		p->turn_sync = 1; /* a hard seal is durable before SEALED */
 }
 
 static void on_release(struct peer *p, struct pconn *pc, const struct hs_frame *f)
@@ -956,6 +988,7 @@ static void on_trim(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	pe = pend_add(p, pc, f->id, HS_MSG_TRIM);
 	pe->status = hs_store_stage_trim(p->store, m.log, m.trim);
 	p->trimmed_this_turn = 1;
+	p->turn_sync = 1;
 	/* Streams positioned below the new trim point report it as a gap. */
 	grow((void **)&p->rel, &p->caprel, p->nrel + 1, sizeof(*p->rel));
 	p->rel[p->nrel++] = m.log;
@@ -972,6 +1005,7 @@ static void on_getmeta(struct peer *p, struct pconn *pc, const struct hs_frame *
 	}
 	pe = pend_add(p, pc, f->id, HS_MSG_GETMETA);
 	pe->log = m.log;
+	p->turn_sync = 1; /* it never shows state that is not durable */
 }
 
 static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
@@ -990,6 +1024,10 @@ static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	hs_buf_printf(&t, "partition_names %s\n", names);
 	hs_buf_printf(&t, "partitions_dropped %llu\n", (unsigned long long)st.dropped);
 	hs_buf_printf(&t, "commits %llu\n", (unsigned long long)st.commits);
+	hs_buf_printf(&t, "commits_sync %llu\n", (unsigned long long)st.commits_sync);
+	hs_buf_printf(&t, "commits_nosync %llu\n", (unsigned long long)st.commits_nosync);
+	hs_buf_printf(&t, "wal_syncs %llu\n", (unsigned long long)st.wal_syncs);
+	hs_buf_printf(&t, "store_frames_nosync %llu\n", (unsigned long long)p->stores_nosync);
 	hs_buf_printf(&t, "runs_stored %llu\n", (unsigned long long)st.runs);
 	hs_buf_printf(&t, "bytes_stored %llu\n", (unsigned long long)st.bytes);
 	hs_buf_printf(&t, "runs_refused %llu\n", (unsigned long long)p->runs_refused);
@@ -1342,14 +1380,6 @@ static void on_maintain_timer(struct hs_loop *l, void *arg)
 	hs_loop_timer(l, p->maintain_ms, on_maintain_timer, p);
 }
 
-static void on_sync_timer(struct hs_loop *l, void *arg)
-{
-	struct peer *p = arg;
-
-	p->sync_due = 1;
-	hs_loop_timer(l, ASYNC_SYNC_MS, on_sync_timer, p);
-}
-
 /* ---- main ---------------------------------------------------------------- */
 
 static int parse_args(struct peer *p, int argc, char **argv)
@@ -1532,8 +1562,6 @@ int main(int argc, char **argv)
 	if (p.maintain_ms > 60000)
 		p.maintain_ms = 60000;
 	hs_loop_timer(p.loop, p.maintain_ms, on_maintain_timer, &p);
-	if (p.sopts.durability == HS_DUR_ASYNC)
-		hs_loop_timer(p.loop, ASYNC_SYNC_MS, on_sync_timer, &p);
 	if (p.sopts.durability == HS_DUR_MEMORY)
 		hs_warn("--durability memory: nothing is written to disk, acknowledged "
 			"records are lost on exit; for benchmarks only");

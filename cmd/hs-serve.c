@@ -43,7 +43,12 @@
  * records section, timestamps of 0 stamped with the wall clock, hs_run_end)
  * into the turn's STORE frame: ONE STORE per peer per loop turn carries
  * every run of every stream produced in the turn (a new frame only when the
- * peer's frame limit is reached).  The client gets APPENDED only after
+ * peer's frame limit is reached) - or two when the turn has runs of both
+ * sync streams and async (or memory) streams: the async ones go in a STORE
+ * flagged HS_STORE_NOSYNC, which the peer commits without waiting for an
+ * fsync when nothing else in its turn needs one (proto.h).  Per-stream
+ * memory is NOSYNC too: only a peer started with --durability memory keeps
+ * no WAL.  The client gets APPENDED only after
  * STORED OK; runs are released in LSN order (the stored prefix), in ONE
  * RELEASE per peer per turn.  Unacknowledged STORE frames are kept and sent
  * again, in order, when the link comes back (a restarted peer).
@@ -65,9 +70,30 @@
  * high-water mark, so nothing is buffered here.  FOLLOW keeps the peer
  * stream open; the peer parks it at the released point and RELEASE wakes
  * it.  Not done this round: serving caught-up followers from the
- * sequencer's memory (DESIGN §11), subscriptions (SUB_*, SUBSCRIBE, ACK
- * answer -ENOTSUP), per-stream durability (the peers' --durability
- * applies to every stream), R > 1.
+ * sequencer's memory (DESIGN §11), R > 1.
+ *
+ * SUBSCRIPTIONS (DESIGN §7).  A named subscription is the register
+ * "u/<name>" (meta.h: stream, log id, ack timeout, max unacked,
+ * checkpoint).  SUBSCRIBE is a READ in follow mode from the checkpoint,
+ * with the same DELIVER/READ_GAP forwarding and credit, plus a session
+ * (struct ssub, in memory only while a session, a lookup or a checkpoint
+ * write needs it): the ack window of libpaxos/sub.h (LSN ranges only, never
+ * payloads), one session per subscription (a second one ends at once with
+ * -HS_ELOCKED), and a 50 ms tick that (1) writes the checkpoint to the
+ * register when it moved and SUB_PERSIST_MS passed (at once after
+ * SUB_PERSIST_ACKS acknowledged records, and at session end); the write
+ * never moves it back; (2) redelivers the oldest range unacknowledged for
+ * ack_timeout by a second, bounded peer read of just that range sent under
+ * the session's read id (one such read at a time); (3) drops a subscriber
+ * whose connection output stayed above the high-water mark for longer than
+ * max(ack_timeout, SUB_STUCK_MIN_MS): READ_END -HS_ETIMEOUT, logged.  The
+ * forward read's peer credit is capped so that records granted plus records
+ * unacknowledged never exceed max_unacked: delivery pauses there and
+ * resumes as acknowledgements arrive.  Gaps (trimmed, holes, empty LSNs)
+ * count as acknowledged.  When a session ends its window is dropped: the
+ * next one starts from the checkpoint, so records delivered after the
+ * first unacknowledged one are delivered again (at-least-once).  @time
+ * positions are not accepted by SUB_CREATE this round (-HS_EUSAGE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,6 +128,7 @@
 #include "proto_client.h"
 #include "register.h"
 #include "run.h"
+#include "sub.h"
 
 #define MAX_LISTEN 16
 #define MAX_PEERS 32
@@ -112,6 +139,10 @@
 #define READ_CAP_BYTES (4u << 20)
 #define LIST_PAGE 1000
 #define STOP_GRACE_MS 10000
+#define SUB_TICK_MS 50                 /* subscription session housekeeping */
+#define SUB_PERSIST_MS 100             /* checkpoint writes at most this often */
+#define SUB_PERSIST_ACKS 1000          /* ... unless this many records were acked */
+#define SUB_STUCK_MIN_MS 1000          /* shortest wait before dropping a stuck subscriber */
 
 static const char usage_text[] =
 	"usage: hs-serve [--data DIR] [--listen ADDR]... [--peer ADDR]... [--local-peers N]\n"
@@ -132,8 +163,9 @@ static const char help_text[] =
 	"      --local-peers N       spawn and supervise N local hs-peer processes (default 1)\n"
 	"      --replication R       default replication factor of new streams (only 1 this\n"
 	"                            release)\n"
-	"      --durability MODE     sync (default), async or memory, for spawned peers and\n"
-	"                            as the default attribute of new streams\n"
+	"      --durability MODE     default durability of new streams: sync (default),\n"
+	"                            async or memory; spawned peers run sync, or memory\n"
+	"                            (no WAL at all) with memory\n"
 	"      --ready-file FILE     write the actual address there once serving\n"
 	"      --pidfile FILE        write the process id there; removed on clean exit\n"
 	"  -a, --addr ADDR           (common; unused by hs-serve)\n"
@@ -165,6 +197,7 @@ enum {
 struct serve;
 struct sstream;
 struct cconn;
+struct ssub;
 
 /* Something waiting for a stream to become active (or fail). */
 struct wait {
@@ -212,6 +245,7 @@ struct pent {
 TAILQ_HEAD(pentq, pent);
 
 /* A STORE frame and its runs, kept until STORED (re-sent after a reconnect). */
+enum { SB_SYNC, SB_NOSYNC, SB_KINDS };
 struct sbatch {
 	uint64_t id;
 	struct hs_buf frame;
@@ -273,6 +307,9 @@ struct cread {
 	uint32_t sid;
 	int state, locating;
 	int queued;               /* w is on a stream's wait queue */
+	struct ssub *sub;         /* SUBSCRIBE session (or its redelivery) */
+	int child;                /* a redelivery read: not on cc->reads */
+	int loading;              /* the subscription register is being read */
 	LIST_ENTRY(cread) link;
 };
 
@@ -286,6 +323,7 @@ struct cconn {
 	LIST_HEAD(, cread) reads;
 	LIST_HEAD(, inforeq) infos;
 	LIST_HEAD(, listreq) lists;
+	LIST_HEAD(, subreq) subreqs;
 	LIST_ENTRY(cconn) link;
 };
 
@@ -331,9 +369,9 @@ struct serve {
 	struct sstream **tab;
 	size_t nb, nstreams;
 	struct sstreamq lru;
-	/* the turn's STORE and the unacknowledged ones */
-	struct sbatch *cur;
-	struct hs_msg_wr sw;
+	/* the turn's STOREs (per SB_* kind) and the unacknowledged ones */
+	struct sbatch *cur[SB_KINDS];
+	struct hs_msg_wr sw[SB_KINDS];
 	struct sbatchq unacked;
 	size_t unacked_n;
 	struct sstream **reldirty;
@@ -341,6 +379,7 @@ struct serve {
 
 	LIST_HEAD(, cconn) conns;
 	uint32_t next_sid;
+	LIST_HEAD(, ssub) subs;   /* subscriptions in memory */
 
 	int ready_written, meta_ok, stopping;
 	uint64_t stop_deadline;
@@ -349,6 +388,7 @@ struct serve {
 	/* counters */
 	uint64_t conns_total, appends, append_records, append_bytes, stores_sent;
 	uint64_t creates, deletes, reads, records_delivered, activations;
+	uint64_t sub_sessions, sub_redelivered, sub_dropped, sub_ckpt_writes;
 };
 
 static struct serve *g_sv; /* for the SIGCHLD path only */
@@ -842,23 +882,42 @@ static void pent_fail(struct serve *sv, struct pent *pe, int status)
 	free(pe);
 }
 
-static struct sbatch *batch_cur(struct serve *sv, size_t need)
+/* Which of the turn's STOREs carries s's runs: async and memory streams
+ * need no fsync before STORED. */
+static int stream_kind(const struct sstream *s)
+{
+	return s->rec.durability == HS_DUR_ASYNC || s->rec.durability == HS_DUR_MEMORY
+		       ? SB_NOSYNC
+		       : SB_SYNC;
+}
+
+/* Close the turn's STORE of kind k (if any) and queue it for sending. */
+static void batch_close(struct serve *sv, int k)
+{
+	if (!sv->cur[k])
+		return;
+	hs_msg_wr_end(&sv->sw[k]);
+	TAILQ_INSERT_TAIL(&sv->unacked, sv->cur[k], link);
+	sv->unacked_n++;
+	sv->cur[k] = NULL;
+}
+
+static struct sbatch *batch_cur(struct serve *sv, int k, size_t need)
 {
 	int dp = data_peer(sv);
 	size_t max = hs_peers_max_frame(sv->peers, dp);
 
-	if (sv->cur && hs_msg_wr_size(&sv->sw) + need > max && sv->cur->n) {
-		hs_msg_wr_end(&sv->sw);
-		TAILQ_INSERT_TAIL(&sv->unacked, sv->cur, link);
-		sv->unacked_n++;
-		sv->cur = NULL;
+	if (sv->cur[k] && hs_msg_wr_size(&sv->sw[k]) + need > max && sv->cur[k]->n)
+		batch_close(sv, k);
+	if (!sv->cur[k]) {
+		sv->cur[k] = hs_xcalloc(1, sizeof(*sv->cur[k]));
+		sv->cur[k]->id = hs_peers_next_id(sv->peers);
+		hs_msg_store_begin(&sv->sw[k], &sv->cur[k]->frame, sv->cur[k]->id);
+		/* The header's flags; hs_msg_wr_end() computes the CRC. */
+		if (k == SB_NOSYNC)
+			hs_put16(sv->cur[k]->frame.data + sv->sw[k].start + 6, HS_STORE_NOSYNC);
 	}
-	if (!sv->cur) {
-		sv->cur = hs_xcalloc(1, sizeof(*sv->cur));
-		sv->cur->id = hs_peers_next_id(sv->peers);
-		hs_msg_store_begin(&sv->sw, &sv->cur->frame, sv->cur->id);
-	}
-	return sv->cur;
+	return sv->cur[k];
 }
 
 /* Sequence one append entry of an active stream into the turn's STORE. */
@@ -868,6 +927,7 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 	struct hs_run_builder rb;
 	struct sbatch *b;
 	uint32_t node = hs_peers_node_id(sv->peers, data_peer(sv));
+	int k = stream_kind(s);
 	size_t at;
 
 	if (hs_run_parse_nocrc(pe->run, pe->len, &r) < 0 || (uint64_t)s->next_esn + r.nrecords > UINT32_MAX) {
@@ -875,11 +935,11 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 		pent_fail(sv, pe, -HS_EAGAIN);
 		return;
 	}
-	b = batch_cur(sv, pe->len + 64);
+	b = batch_cur(sv, k, pe->len + 64);
 	pe->s = s;
 	pe->first_lsn = HS_LSN(s->epoch, s->next_esn);
 	s->next_esn += r.nrecords;
-	hs_msg_store_run_open(&sv->sw, s->rec.log, pe->first_lsn);
+	hs_msg_store_run_open(&sv->sw[k], s->rec.log, pe->first_lsn);
 	hs_run_begin(&rb, &b->frame, 0, s->released, 0, &node, 1);
 	at = b->frame.len;
 	hs_buf_append(&b->frame, r.records, (size_t)(r.end - r.records));
@@ -895,7 +955,7 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 	}
 	rb.n = r.nrecords;
 	hs_run_end(&rb);
-	hs_msg_wr_run_close(&sv->sw);
+	hs_msg_wr_run_close(&sv->sw[k]);
 	grow((void **)&b->runs, &b->cap, b->n + 1, sizeof(*b->runs));
 	b->runs[b->n++] = pe;
 	free(pe->run);
@@ -1015,12 +1075,8 @@ static void batches_flush(struct serve *sv)
 	struct hs_buf *out;
 	struct sbatch *b;
 
-	if (sv->cur) {
-		hs_msg_wr_end(&sv->sw);
-		TAILQ_INSERT_TAIL(&sv->unacked, sv->cur, link);
-		sv->unacked_n++;
-		sv->cur = NULL;
-	}
+	batch_close(sv, SB_SYNC);
+	batch_close(sv, SB_NOSYNC);
 	out = hs_peers_out(sv->peers, dp);
 	if (out) {
 		TAILQ_FOREACH(b, &sv->unacked, link) {
@@ -1076,6 +1132,13 @@ static void creq_reply(struct serve *sv, struct creq *rq)
 		return;
 	}
 	out = hs_conn_out(rq->cc->c);
+	if (rq->type == HS_MSG_ACK) {
+		/* ACK of a subscription not in memory: RESULT, not STATUSES. */
+		hs_msg_result_encf(out, rq->id, rq->res[0].status, "%s",
+				   rq->res[0].status ? "no such subscription" : "");
+		creq_free(rq);
+		return;
+	}
 	if (rq->type == HS_MSG_APPEND) {
 		hs_msg_appended_begin(&w, out, rq->id);
 		for (uint32_t i = 0; i < rq->n; i++) {
@@ -1708,6 +1771,32 @@ static void on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame *f
 
 /* ---- reads --------------------------------------------------------------- */
 
+/* Subscription hooks of the read path (see "subscriptions" below). */
+static void sub_delivered(struct serve *sv, struct cread *r, uint64_t lo, uint64_t n,
+			  uint64_t bytes);
+static void sub_skipped(struct serve *sv, struct cread *r, uint64_t lo, uint64_t hi);
+static void sub_read_ended(struct serve *sv, struct cread *r, int status);
+static int64_t sub_room(const struct cread *r);
+
+/* A subscription in memory: while a session runs, a lookup or a
+ * checkpoint write is in flight. */
+struct ssub {
+	struct serve *sv;
+	char name[HS_NAME_MAX + 1];
+	uint8_t nlen;
+	struct hs_urec rec;       /* register as last read; .checkpoint: persisted */
+	struct cread *sess;       /* the session's forward read, or NULL */
+	struct cread *redo;       /* its redelivery read in flight, or NULL */
+	struct hs_subwin win;     /* valid while live */
+	int live;
+	uint64_t want;            /* checkpoint still to persist */
+	uint64_t writing;         /* checkpoint being written, 0 none */
+	uint64_t last_write_ms, acks_since, stuck_since;
+	uint64_t timer;
+	int refs;                 /* lookups in flight */
+	LIST_ENTRY(ssub) link;
+};
+
 static void read_end(struct serve *sv, struct cread *r, int status)
 {
 	struct hs_read_end m = { .read_id = r->read_id, .status = status, .next_lsn = r->next };
@@ -1726,7 +1815,7 @@ static void read_end(struct serve *sv, struct cread *r, int status)
 		}
 	}
 	r->state = R_DONE;
-	if (r->cc) {
+	if (r->cc && !r->child) {
 		if (!hs_conn_closing(r->cc->c))
 			hs_msg_read_end_enc(hs_conn_out(r->cc->c), r->req, &m);
 		LIST_REMOVE(r, link);
@@ -1735,7 +1824,9 @@ static void read_end(struct serve *sv, struct cread *r, int status)
 		r->s->refs--;
 		r->s = NULL;
 	}
-	if (!r->locating && !r->queued)
+	if (r->sub)
+		sub_read_ended(sv, r, status);
+	if (!r->locating && !r->queued && !r->loading)
 		free(r);
 }
 
@@ -1751,6 +1842,8 @@ static void read_grant(struct serve *sv, struct cread *r)
 	want_b = r->unl_bytes || r->cl_bytes > READ_CAP_BYTES ? READ_CAP_BYTES : r->cl_bytes;
 	if (r->limit && (int64_t)(r->limit - r->sent) < want_r)
 		want_r = (int64_t)(r->limit - r->sent);
+	if (r->sub && sub_room(r) < want_r)
+		want_r = sub_room(r);
 	add_r = want_r - r->out_rec;
 	add_b = want_b - (r->out_bytes > 0 ? r->out_bytes : 0);
 	if (add_r < 0)
@@ -1805,6 +1898,8 @@ static void read_start_peer(struct serve *sv, struct cread *r)
 	r->out_bytes = r->unl_bytes || r->cl_bytes > READ_CAP_BYTES ? READ_CAP_BYTES : r->cl_bytes;
 	if (r->limit && r->limit < (uint64_t)r->out_rec)
 		r->out_rec = (int64_t)r->limit;
+	if (r->sub && sub_room(r) < r->out_rec)
+		r->out_rec = sub_room(r) > 0 ? sub_room(r) : 0;
 	m.win_records = (uint32_t)r->out_rec;
 	m.win_bytes = (uint32_t)r->out_bytes;
 	if (!m.win_records)
@@ -1871,6 +1966,8 @@ static void read_on_peer(void *arg, int idx, const struct hs_frame *f)
 				}
 				if (!finished)
 					r->next = first + rr.nrecords;
+				if (!finished && r->sub)
+					sub_skipped(sv, r, first, first + rr.nrecords - 1);
 				continue;
 			}
 			lo = first < r->from ? r->from : first;
@@ -1903,6 +2000,10 @@ static void read_on_peer(void *arg, int idx, const struct hs_frame *f)
 						 4 * (size_t)rr.ncopyset - HS_RUN_REC_HDR * n);
 			sv->records_delivered += n;
 			r->next = lo + n;
+			if (r->sub)
+				sub_delivered(sv, r, lo, n,
+					      out->len - before - 12 - HS_RUN_HDR - 4 -
+					      4 * (size_t)rr.ncopyset - HS_RUN_REC_HDR * n);
 			if (r->limit && r->sent >= r->limit)
 				finished = 1;
 		}
@@ -1925,6 +2026,8 @@ static void read_on_peer(void *arg, int idx, const struct hs_frame *f)
 		else if (g.reason == HS_GAP_CHECKSUM)
 			read_gap(r, g.lo, g.hi, 4);
 		r->next = g.hi + 1;
+		if (r->sub)
+			sub_skipped(sv, r, g.lo, g.hi);
 		return;
 	}
 	case HS_MSG_END: {
@@ -1989,6 +2092,8 @@ static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	/* Hold the stream while the read lives (read_end lets it go). */
 	r->s = s;
 	s->refs++;
+	if (status == 0 && r->sub && r->sub->rec.log != s->rec.log)
+		status = -HS_ENOSTREAM; /* the subscription's stream was deleted */
 	if (status < 0) {
 		read_end(sv, r, status);
 		return;
@@ -2140,6 +2245,702 @@ static void on_read_cancel(struct serve *sv, struct cconn *cc, const struct hs_f
 		read_end(sv, r, -ECANCELED);
 }
 
+/* ---- subscriptions (design comment: SUBSCRIPTIONS) ----------------------- */
+
+
+static struct ssub *ssub_find(struct serve *sv, const char *name, size_t n)
+{
+	struct ssub *u;
+
+	LIST_FOREACH(u, &sv->subs, link)
+		if (u->nlen == n && !memcmp(u->name, name, n))
+			return u;
+	return NULL;
+}
+
+static struct ssub *ssub_get(struct serve *sv, const char *name, size_t n)
+{
+	struct ssub *u = ssub_find(sv, name, n);
+
+	if (u)
+		return u;
+	u = hs_xcalloc(1, sizeof(*u));
+	u->sv = sv;
+	memcpy(u->name, name, n);
+	u->nlen = (uint8_t)n;
+	LIST_INSERT_HEAD(&sv->subs, u, link);
+	return u;
+}
+
+static void ssub_maybe_free(struct ssub *u)
+{
+	if (u->sess || u->writing || u->refs || u->timer || u->want > u->rec.checkpoint)
+		return;
+	LIST_REMOVE(u, link);
+	hs_subwin_free(&u->win);
+	free(u);
+}
+
+static size_t sub_key(uint8_t *key, const char *name, size_t n)
+{
+	return hs_meta_ukey(key, name, n);
+}
+
+static int fn_sub_ckpt(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		       struct hs_buf *out)
+{
+	struct ssub *u = arg;
+	struct hs_urec r;
+	int rc = hs_urec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || (r.flags & HS_UREC_DELETED) || r.created_ms != u->rec.created_ms)
+		return -HS_ENOENT;
+	if (r.checkpoint >= u->writing)
+		return HS_REG_SAME; /* never backwards */
+	r.checkpoint = u->writing;
+	hs_urec_enc(&r, out);
+	return 0;
+}
+
+static void sub_persist(struct ssub *u);
+
+static void sub_ckpt_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct ssub *u = arg;
+	struct serve *sv = u->sv;
+	struct hs_urec r;
+
+	if (status == -ECANCELED)
+		return;
+	u->writing = 0;
+	if (status == 0 && hs_urec_dec(val, len, &r) == 1) {
+		if (r.checkpoint > u->rec.checkpoint)
+			u->rec.checkpoint = r.checkpoint;
+		sv->sub_ckpt_writes++;
+	} else if (status == -HS_ENOENT) {
+		/* Deleted (or deleted and created again) meanwhile. */
+		u->want = u->rec.checkpoint;
+		if (u->sess)
+			read_end(sv, u->sess, -HS_ENOENT);
+	} else {
+		hs_warn("subscription '%s': cannot write its checkpoint: %s", u->name,
+			hs_strerror(status));
+	}
+	if (!u->sess)
+		sub_persist(u); /* what moved during the write, or a retry */
+	ssub_maybe_free(u);
+}
+
+/* Write the checkpoint to u/<name> if it moved (one write at a time). */
+static void sub_persist(struct ssub *u)
+{
+	struct serve *sv = u->sv;
+	uint8_t key[HS_REG_KEY_MAX + 2];
+	uint64_t c = u->live ? hs_subwin_checkpoint(&u->win) : 0;
+
+	if (c > u->want)
+		u->want = c;
+	if (u->writing || u->want <= u->rec.checkpoint || sv->stopping > 1)
+		return;
+	u->writing = u->want;
+	u->last_write_ms = hs_now_ms();
+	u->acks_since = 0;
+	if (reg_change(sv, key, sub_key(key, u->name, u->nlen), fn_sub_ckpt, sub_ckpt_done, u) < 0)
+		u->writing = 0;
+}
+
+static int64_t sub_room(const struct cread *r)
+{
+	const struct ssub *u = r->sub;
+	int64_t room;
+
+	if (r->child || !u->live)
+		return INT64_MAX;
+	room = (int64_t)u->rec.max_unacked - (int64_t)u->win.unacked;
+	return room > 0 ? room : 0;
+}
+
+static void sub_delivered(struct serve *sv, struct cread *r, uint64_t lo, uint64_t n,
+			  uint64_t bytes)
+{
+	struct ssub *u = r->sub;
+
+	if (!u->live)
+		return;
+	if (r->child) {
+		/* A redelivery spends the session's client credit: the
+		 * client gives it back for every record it gets. */
+		if (u->sess) {
+			u->sess->cl_rec -= (int64_t)n;
+			u->sess->cl_bytes -= (int64_t)bytes;
+		}
+		return;
+	}
+	hs_subwin_delivered(&u->win, lo, n, hs_now_ms());
+}
+
+static void sub_skipped(struct serve *sv, struct cread *r, uint64_t lo, uint64_t hi)
+{
+	struct ssub *u = r->sub;
+
+	if (!u->live)
+		return;
+	if (r->child)
+		hs_subwin_ack(&u->win, lo, hi); /* gone meanwhile (trimmed): nothing to wait for */
+	else
+		hs_subwin_advance(&u->win, hi + 1);
+}
+
+static void sub_read_ended(struct serve *sv, struct cread *r, int status)
+{
+	struct ssub *u = r->sub;
+
+	r->sub = NULL;
+	if (r->child) {
+		if (u->redo == r)
+			u->redo = NULL;
+		return;
+	}
+	if (u->sess != r)
+		return;
+	if (u->redo) {
+		struct cread *c = u->redo;
+
+		c->cc = NULL;
+		read_end(sv, c, -ECANCELED);
+	}
+	hs_loop_timer_cancel(sv->loop, u->timer);
+	u->timer = 0;
+	u->sess = NULL;
+	if (u->live) {
+		uint64_t c = hs_subwin_checkpoint(&u->win);
+
+		if (c > u->want)
+			u->want = c;
+		hs_subwin_free(&u->win);
+		u->live = 0;
+	}
+	if (status && status != -ECANCELED)
+		hs_info("subscription '%s': session ended: %s", u->name, hs_strerror(status));
+	sub_persist(u);
+	ssub_maybe_free(u);
+}
+
+/* Read lo..hi again and send it under the session's read id. */
+static void sub_redeliver(struct serve *sv, struct ssub *u, uint64_t lo, uint64_t hi)
+{
+	struct cread *m = u->sess, *c = hs_xcalloc(1, sizeof(*c));
+
+	c->sv = sv;
+	c->cc = m->cc;
+	c->s = m->s;
+	m->s->refs++;
+	c->req = m->req;
+	c->read_id = m->read_id;
+	c->flags = m->flags & HS_CREAD_GAPS;
+	c->from = lo;
+	c->until = hi + 1;
+	c->cl_rec = (int64_t)(hi - lo + 1);
+	c->unl_bytes = 1;
+	c->sub = u;
+	c->child = 1;
+	u->redo = c;
+	sv->sub_redelivered += hi - lo + 1;
+	hs_debug("subscription '%s': redelivering %llu..%llu", u->name, (unsigned long long)lo,
+		 (unsigned long long)hi);
+	read_start_peer(sv, c);
+}
+
+static void sub_tick(struct hs_loop *l, void *arg)
+{
+	struct ssub *u = arg;
+	struct serve *sv = u->sv;
+	struct cread *r = u->sess;
+	uint64_t now = hs_now_ms(), tmo = u->rec.ack_timeout_ms, lo, hi;
+
+	u->timer = 0;
+	if (!r || !u->live)
+		return;
+	if (now - u->last_write_ms >= SUB_PERSIST_MS)
+		sub_persist(u);
+	if (r->cc && hs_conn_out_pending(r->cc->c) >= HS_CONN_HIGH_WATER) {
+		uint64_t bound = tmo > SUB_STUCK_MIN_MS ? tmo : SUB_STUCK_MIN_MS;
+
+		if (!u->stuck_since) {
+			u->stuck_since = now;
+		} else if (now - u->stuck_since > bound) {
+			hs_warn("subscription '%s': the subscriber on %s has not read its output for "
+				"%llu ms; dropping its session", u->name, hs_conn_peer_name(r->cc->c),
+				(unsigned long long)(now - u->stuck_since));
+			sv->sub_dropped++;
+			read_end(sv, r, -HS_ETIMEOUT);
+			return;
+		}
+	} else {
+		u->stuck_since = 0;
+	}
+	if (!u->redo && r->state == R_RUN && hs_subwin_due(&u->win, now, tmo, &lo, &hi))
+		sub_redeliver(sv, u, lo, hi);
+	u->timer = hs_loop_timer(sv->loop, SUB_TICK_MS, sub_tick, u);
+}
+
+/* Lookups: absent or deleted is -HS_ENOENT. */
+static int fn_sub_exists(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+			 struct hs_buf *out)
+{
+	struct hs_urec r;
+	int rc = hs_urec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || (r.flags & HS_UREC_DELETED))
+		return -HS_ENOENT;
+	return HS_REG_SAME;
+}
+
+struct subload {
+	struct cread *r;
+	struct ssub *u;
+};
+
+static void sub_load_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct subload *x = arg;
+	struct cread *r = x->r;
+	struct ssub *u = x->u;
+	struct serve *sv = u->sv;
+	struct hs_urec rec;
+	uint64_t ckpt;
+
+	free(x);
+	if (status == -ECANCELED)
+		return;
+	u->refs--;
+	r->loading = 0;
+	if (r->state == R_DONE) {
+		free(r);
+		ssub_maybe_free(u);
+		return;
+	}
+	if (status == 0 && hs_urec_dec(val, len, &rec) != 1)
+		status = -HS_EDATA;
+	if (status < 0) {
+		read_end(sv, r, status);
+		return;
+	}
+	if (u->rec.created_ms != rec.created_ms)
+		u->want = 0; /* an earlier subscription of that name */
+	u->rec = rec;
+	ckpt = rec.checkpoint > u->want ? rec.checkpoint : u->want;
+	hs_subwin_init(&u->win, ckpt);
+	u->live = 1;
+	u->last_write_ms = hs_now_ms();
+	u->stuck_since = 0;
+	u->acks_since = 0;
+	u->timer = hs_loop_timer(sv->loop, SUB_TICK_MS, sub_tick, u);
+	sv->sub_sessions++;
+	r->pfrom = (struct hs_pos){ .kind = HS_POS_LSN, .lsn = ckpt };
+	r->queued = 1;
+	stream_wait(sv, rec.stream, rec.stream_len, 0, NULL, &r->w);
+}
+
+static void on_subscribe(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_subscribe m;
+	struct cread *r;
+	struct ssub *u;
+	struct subload *x;
+	uint8_t key[HS_REG_KEY_MAX + 2];
+
+	if (hs_msg_subscribe_dec(f->body, f->body_len, &m) < 0) {
+		proto_close(cc, "malformed SUBSCRIBE body");
+		return;
+	}
+	sv->reads++;
+	r = hs_xcalloc(1, sizeof(*r));
+	r->sv = sv;
+	r->cc = cc;
+	r->req = f->id;
+	r->read_id = m.read_id;
+	r->flags = HS_CREAD_FOLLOW | (m.flags & HS_CREAD_GAPS);
+	r->cl_rec = m.win_records;
+	r->cl_bytes = m.win_bytes;
+	r->unl_rec = !m.win_records;
+	r->unl_bytes = !m.win_bytes;
+	r->w.fn = read_ready;
+	LIST_INSERT_HEAD(&cc->reads, r, link);
+	if (m.sub_len > HS_META_NAME_MAX || sv->stopping || (m.flags & ~(uint32_t)HS_CREAD_GAPS)) {
+		read_end(sv, r, sv->stopping ? -HS_EUNAVAIL
+			 : m.sub_len > HS_META_NAME_MAX ? -HS_ENOENT : -HS_EUSAGE);
+		return;
+	}
+	u = ssub_get(sv, m.sub, m.sub_len);
+	if (u->sess) {
+		ssub_maybe_free(u);
+		read_end(sv, r, -HS_ELOCKED);
+		return;
+	}
+	u->sess = r;
+	r->sub = u;
+	x = hs_xcalloc(1, sizeof(*x));
+	x->r = r;
+	x->u = u;
+	u->refs++;
+	r->loading = 1;
+	if (reg_change(sv, key, sub_key(key, m.sub, m.sub_len), fn_sub_exists, sub_load_done, x) <
+	    0) {
+		free(x);
+		u->refs--;
+		r->loading = 0;
+		read_end(sv, r, -HS_ENOENT);
+	}
+}
+
+static void ack_exists_done(void *arg, int status, const uint8_t *val, size_t len,
+			    uint64_t version)
+{
+	struct creq *rq = arg;
+
+	if (status != -ECANCELED)
+		creq_settle(rq->sv, rq, 0, status, 0, 0, 0, "");
+}
+
+static void on_ack(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_lsn_range e;
+	struct ssub *u;
+	struct creq *rq;
+	uint8_t key[HS_REG_KEY_MAX + 2];
+
+	if (hs_msg_clist_dec(HS_MSG_ACK, f->body, f->body_len, &l) < 0) {
+		proto_close(cc, "malformed ACK body");
+		return;
+	}
+	u = l.sub_len <= HS_META_NAME_MAX ? ssub_find(sv, l.sub, l.sub_len) : NULL;
+	if (u && u->live) {
+		uint64_t n = 0;
+
+		while (hs_ack_next(&l, &e) == 1)
+			n += hs_subwin_ack(&u->win, e.lo, e.hi);
+		u->acks_since += n;
+		if (u->acks_since >= SUB_PERSIST_ACKS)
+			sub_persist(u);
+		read_grant(sv, u->sess); /* max_unacked may have held it */
+		hs_msg_result_encf(hs_conn_out(cc->c), f->id, 0, "%s", "");
+		return;
+	}
+	/* No session here: nothing was delivered, so there is nothing to
+	 * mark; only say whether the subscription exists. */
+	rq = creq_new(sv, cc, f->id, HS_MSG_ACK, 1);
+	if (l.sub_len > HS_META_NAME_MAX ||
+	    reg_change(sv, key, sub_key(key, l.sub, l.sub_len), fn_sub_exists, ack_exists_done, rq) < 0)
+		creq_settle(sv, rq, 0, -HS_ENOENT, 0, 0, 0, "");
+}
+
+/* SUB_CREATE: resolve `from` on the active stream, then create u/<sub>. */
+struct subadm {
+	struct wait w;            /* first: the stream wait */
+	struct serve *sv;
+	struct creq *rq;
+	uint32_t idx;
+	struct hs_pos from;
+	struct hs_urec rec;       /* what to write */
+	char name[HS_NAME_MAX + 1];
+	uint8_t nlen;
+};
+
+static int fn_sub_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+			 struct hs_buf *out)
+{
+	struct subadm *a = arg;
+	struct hs_urec r;
+	int rc = hs_urec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && !(r.flags & HS_UREC_DELETED))
+		return -HS_EEXIST;
+	hs_urec_enc(&a->rec, out);
+	return 0;
+}
+
+static void subcreate_done(void *arg, int status, const uint8_t *val, size_t len,
+			   uint64_t version)
+{
+	struct subadm *a = arg;
+
+	if (status != -ECANCELED)
+		creq_settle(a->sv, a->rq, a->idx, status, status ? 0 : a->rec.checkpoint, 0, 0, "");
+	free(a);
+}
+
+static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct subadm *a = (struct subadm *)w;
+	uint8_t key[HS_REG_KEY_MAX + 2];
+
+	if (status >= 0 && a->from.kind == HS_POS_TIME)
+		status = -HS_EUSAGE; /* @time: not this round (design comment) */
+	if (status < 0) {
+		creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
+		free(a);
+		return;
+	}
+	a->rec.log = s->rec.log;
+	a->rec.checkpoint = a->from.kind == HS_POS_NONE ? stream_tail(s) : resolve(s, &a->from);
+	if (a->rec.checkpoint < HS_LSN(1, 1))
+		a->rec.checkpoint = HS_LSN(1, 1);
+	a->rec.created_ms = hs_wall_ms();
+	if (reg_change(sv, key, sub_key(key, a->name, a->nlen), fn_sub_create, subcreate_done, a) <
+	    0) {
+		creq_settle(sv, a->rq, a->idx, -HS_EINTERNAL, 0, 0, 0, "");
+		free(a);
+	}
+}
+
+static void on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_subcreate_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_SUB_CREATE, f->body, f->body_len, &l) < 0) {
+		proto_close(cc, "malformed SUB_CREATE body");
+		return;
+	}
+	rq = creq_new(sv, cc, f->id, HS_MSG_SUB_CREATE, l.n);
+	if (!l.n) {
+		creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_sub_create_next(&l, &e) == 1; i++) {
+		struct subadm *a;
+
+		if (e.sub_len > HS_META_NAME_MAX || e.stream_len > HS_META_NAME_MAX) {
+			creq_settle(sv, rq, i, e.sub_len > HS_META_NAME_MAX ? -HS_EDATA
+					       : -HS_ENOSTREAM, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		a->from = e.from;
+		memcpy(a->name, e.sub, e.sub_len);
+		a->nlen = e.sub_len;
+		a->rec.ack_timeout_ms = e.ack_timeout_ms ? e.ack_timeout_ms : HS_SUB_ACK_TIMEOUT_DEFAULT;
+		a->rec.max_unacked = e.max_unacked ? e.max_unacked : HS_SUB_MAX_UNACKED_DEFAULT;
+		memcpy(a->rec.stream, e.stream, e.stream_len);
+		a->rec.stream_len = e.stream_len;
+		a->w.fn = subcreate_ready;
+		stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
+	}
+	if (--rq->left == 0)
+		creq_reply(sv, rq);
+}
+
+static int fn_sub_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+			 struct hs_buf *out)
+{
+	struct hs_urec r;
+	int rc = hs_urec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || (r.flags & HS_UREC_DELETED))
+		return -HS_ENOENT;
+	r.flags |= HS_UREC_DELETED;
+	hs_urec_enc(&r, out);
+	return 0;
+}
+
+static void subdelete_done(void *arg, int status, const uint8_t *val, size_t len,
+			   uint64_t version)
+{
+	struct subadm *a = arg;
+	struct serve *sv = a->sv;
+
+	if (status == -ECANCELED) {
+		free(a);
+		return;
+	}
+	if (status == 0) {
+		struct ssub *u = ssub_find(sv, a->name, a->nlen);
+
+		if (u) {
+			/* Nothing more to persist for it. */
+			u->want = u->rec.checkpoint;
+			if (u->sess)
+				read_end(sv, u->sess, -HS_ENOENT);
+		}
+	}
+	creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
+	free(a);
+}
+
+static void on_sub_delete(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_name_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_SUB_DELETE, f->body, f->body_len, &l) < 0) {
+		proto_close(cc, "malformed SUB_DELETE body");
+		return;
+	}
+	rq = creq_new(sv, cc, f->id, HS_MSG_SUB_DELETE, l.n);
+	if (!l.n) {
+		creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_name_next(&l, &e) == 1; i++) {
+		struct subadm *a;
+		uint8_t key[HS_REG_KEY_MAX + 2];
+
+		if (e.name_len > HS_META_NAME_MAX) {
+			creq_settle(sv, rq, i, -HS_ENOENT, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		memcpy(a->name, e.name, e.name_len);
+		a->nlen = e.name_len;
+		if (reg_change(sv, key, sub_key(key, e.name, e.name_len), fn_sub_delete,
+			       subdelete_done, a) < 0) {
+			free(a);
+			creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
+		}
+	}
+	if (--rq->left == 0)
+		creq_reply(sv, rq);
+}
+
+/* The info of a subscription: the register, with the session's figures
+ * when one runs here. */
+static void sub_fill_info(struct serve *sv, const char *name, size_t n, const struct hs_urec *rec,
+			  struct hs_sub_info *in)
+{
+	struct ssub *u = ssub_find(sv, name, n);
+
+	memset(in, 0, sizeof(*in));
+	in->stream = rec->stream;
+	in->stream_len = rec->stream_len;
+	in->ack_timeout_ms = rec->ack_timeout_ms;
+	in->max_unacked = rec->max_unacked;
+	in->checkpoint = rec->checkpoint;
+	if (!u || u->rec.created_ms != rec->created_ms)
+		return;
+	if (u->want > in->checkpoint)
+		in->checkpoint = u->want;
+	if (u->live) {
+		uint64_t c = hs_subwin_checkpoint(&u->win);
+
+		if (c > in->checkpoint)
+			in->checkpoint = c;
+		in->delivered = u->win.delivered;
+		in->unacked = u->win.unacked > UINT32_MAX ? UINT32_MAX : (uint32_t)u->win.unacked;
+	}
+	in->consumers = u->sess ? 1 : 0;
+}
+
+/* SUB_INFO: one SUBS reply once every lookup is back. */
+struct subreq {
+	struct serve *sv;
+	struct cconn *cc;         /* NULL once the connection closed */
+	uint64_t id;
+	uint32_t n, left;
+	struct subent {
+		struct subreq *q;
+		int32_t status;
+		struct hs_urec rec;
+		char name[HS_NAME_MAX + 1];
+		uint8_t nlen;
+	} *e;
+	LIST_ENTRY(subreq) link;
+};
+
+static void subreq_done(struct serve *sv, struct subreq *q)
+{
+	if (q->cc)
+		LIST_REMOVE(q, link);
+	if (q->cc && !hs_conn_closing(q->cc->c)) {
+		struct hs_msg_wr w;
+
+		hs_msg_subs_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+		for (uint32_t i = 0; i < q->n; i++) {
+			struct subent *e = &q->e[i];
+			struct hs_sub_info in;
+
+			if (!e->status)
+				sub_fill_info(sv, e->name, e->nlen, &e->rec, &in);
+			hs_msg_subs_add(&w, e->status, e->name, e->nlen, e->status ? NULL : &in);
+		}
+		hs_msg_wr_end(&w);
+	}
+	free(q->e);
+	free(q);
+}
+
+static void subinfo_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct subent *e = arg;
+	struct subreq *q = e->q;
+
+	if (status == -ECANCELED)
+		return;
+	if (status == 0 && hs_urec_dec(val, len, &e->rec) != 1)
+		status = -HS_EDATA;
+	e->status = status;
+	if (--q->left == 0)
+		subreq_done(q->sv, q);
+}
+
+static void on_sub_info(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_name_ent ne;
+	struct subreq *q;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_SUB_INFO, f->body, f->body_len, &l) < 0) {
+		proto_close(cc, "malformed SUB_INFO body");
+		return;
+	}
+	q = hs_xcalloc(1, sizeof(*q));
+	q->sv = sv;
+	q->cc = cc;
+	LIST_INSERT_HEAD(&cc->subreqs, q, link);
+	q->id = f->id;
+	q->n = l.n;
+	q->left = l.n + 1;
+	q->e = hs_xcalloc(l.n ? l.n : 1, sizeof(*q->e));
+	for (; hs_name_next(&l, &ne) == 1; i++) {
+		struct subent *e = &q->e[i];
+		uint8_t key[HS_REG_KEY_MAX + 2];
+
+		e->q = q;
+		memcpy(e->name, ne.name, ne.name_len);
+		e->nlen = ne.name_len;
+		if (ne.name_len > HS_META_NAME_MAX ||
+		    reg_change(sv, key, sub_key(key, ne.name, ne.name_len), fn_sub_exists,
+			       subinfo_done, e) < 0) {
+			e->status = -HS_ENOENT;
+			q->left--;
+		}
+	}
+	if (--q->left == 0)
+		subreq_done(sv, q);
+}
+
 /* ---- stream list (REG_LIST to every peer, merged) --------------------- */
 
 struct lent {
@@ -2147,6 +2948,7 @@ struct lent {
 	uint8_t klen;
 	struct hs_reg_ballot b;
 	struct hs_srec rec;
+	struct hs_urec urec;      /* SUB_LIST */
 	int ok;                   /* decoded and not deleted */
 };
 
@@ -2156,6 +2958,9 @@ struct listreq {
 	uint64_t id;
 	uint32_t max;
 	uint8_t flags;
+	uint16_t type;            /* STREAM_LIST or SUB_LIST */
+	char filter[HS_NAME_MAX + 1]; /* SUB_LIST: only this stream's */
+	uint8_t filter_len;
 	int waiting, replies, failed;
 	struct lent *e;
 	size_t n, cap;
@@ -2197,7 +3002,10 @@ static void list_finish(struct serve *sv, struct listreq *q)
 		goto out;
 	}
 	qsort(q->e, q->n, sizeof(*q->e), lent_cmp);
-	hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+	if (q->type == HS_MSG_SUB_LIST)
+		hs_msg_subs_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+	else
+		hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
 	for (size_t i = 0; i < q->n; i++) {
 		struct lent *e = &q->e[i];
 		struct hs_stream_info in, *inp = NULL;
@@ -2213,6 +3021,19 @@ static void list_finish(struct serve *sv, struct listreq *q)
 		if (sent == q->max) {
 			more = 1;
 			break;
+		}
+		if (q->type == HS_MSG_SUB_LIST) {
+			struct hs_sub_info si;
+
+			if (q->filter_len && (e->urec.stream_len != q->filter_len ||
+					      memcmp(e->urec.stream, q->filter, q->filter_len)))
+				continue;
+			if (q->flags & HS_LIST_INFO)
+				sub_fill_info(sv, (const char *)e->key + 2, e->klen - 2u, &e->urec, &si);
+			hs_msg_subs_add(&w, 0, (const char *)e->key + 2, e->klen - 2u,
+					q->flags & HS_LIST_INFO ? &si : NULL);
+			sent++;
+			continue;
 		}
 		if (q->flags & HS_LIST_INFO) {
 			struct sstream *s = stream_find(sv, (const char *)e->key + 2, e->klen - 2u);
@@ -2265,8 +3086,16 @@ static void on_listed(void *arg, int idx, const struct hs_frame *f)
 			memcpy(x->key, e.key, e.key_len);
 			x->klen = e.key_len;
 			x->b = e.accepted;
-			x->ok = e.key_len > 2 && hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
-				hs_srec_dec(d, dl, &x->rec) == 1 && !(x->rec.flags & HS_SREC_DELETED);
+			if (q->type == HS_MSG_SUB_LIST)
+				x->ok = e.key_len > 2 &&
+					hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
+					hs_urec_dec(d, dl, &x->urec) == 1 &&
+					!(x->urec.flags & HS_UREC_DELETED);
+			else
+				x->ok = e.key_len > 2 &&
+					hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
+					hs_srec_dec(d, dl, &x->rec) == 1 &&
+					!(x->rec.flags & HS_SREC_DELETED);
 			last = e.key;
 			lastlen = e.key_len;
 		}
@@ -2290,8 +3119,10 @@ static void on_list(struct serve *sv, struct cconn *cc, const struct hs_frame *f
 	struct hs_reg_list rl = { 0 };
 	uint8_t prefix[HS_REG_KEY_MAX + 2], after[HS_REG_KEY_MAX + 2];
 
-	if (hs_msg_stream_list_dec(f->body, f->body_len, &m) < 0) {
-		proto_close(cc, "malformed STREAM_LIST body");
+	if ((f->type == HS_MSG_SUB_LIST ? hs_msg_sub_list_dec(f->body, f->body_len, &m)
+					 : hs_msg_stream_list_dec(f->body, f->body_len, &m)) < 0) {
+		proto_close(cc, f->type == HS_MSG_SUB_LIST ? "malformed SUB_LIST body"
+							   : "malformed STREAM_LIST body");
 		return;
 	}
 	q = hs_xcalloc(1, sizeof(*q));
@@ -2300,11 +3131,20 @@ static void on_list(struct serve *sv, struct cconn *cc, const struct hs_frame *f
 	q->id = f->id;
 	q->max = m.max && m.max < LIST_PAGE ? m.max : LIST_PAGE;
 	q->flags = m.flags;
+	q->type = f->type;
 	LIST_INSERT_HEAD(&cc->lists, q, link);
 	rl.prefix = prefix;
-	rl.prefix_len = (uint8_t)hs_meta_skey(prefix, m.filter, m.filter_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.filter_len);
 	rl.after = after;
-	rl.after_len = (uint8_t)hs_meta_skey(after, m.cursor, m.cursor_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.cursor_len);
+	if (f->type == HS_MSG_SUB_LIST) {
+		/* The filter is a stream name, checked per entry. */
+		memcpy(q->filter, m.filter, m.filter_len);
+		q->filter_len = m.filter_len;
+		rl.prefix_len = (uint8_t)hs_meta_ukey(prefix, "", 0);
+		rl.after_len = (uint8_t)hs_meta_ukey(after, m.cursor, m.cursor_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.cursor_len);
+	} else {
+		rl.prefix_len = (uint8_t)hs_meta_skey(prefix, m.filter, m.filter_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.filter_len);
+		rl.after_len = (uint8_t)hs_meta_skey(after, m.cursor, m.cursor_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.cursor_len);
+	}
 	/* One more than the page, so a full page knows whether more follow. */
 	rl.max = q->max + 1;
 	q->waiting = 1;
@@ -2358,6 +3198,10 @@ static void on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs_f
 		hs_msg_kv_addu(&w, "serve", "reads", sv->reads);
 		hs_msg_kv_addu(&w, "serve", "records_delivered", sv->records_delivered);
 		hs_msg_kv_addu(&w, "serve", "activations", sv->activations);
+		hs_msg_kv_addu(&w, "serve", "sub_sessions", sv->sub_sessions);
+		hs_msg_kv_addu(&w, "serve", "sub_redelivered", sv->sub_redelivered);
+		hs_msg_kv_addu(&w, "serve", "sub_dropped", sv->sub_dropped);
+		hs_msg_kv_addu(&w, "serve", "sub_checkpoint_writes", sv->sub_ckpt_writes);
 		hs_msg_kv_addu(&w, "serve", "proposer_id", sv->proposer_id);
 		hs_msg_kv_addu(&w, "serve", "register_busy_keys", hs_reg_proposer_busy(sv->prop));
 	}
@@ -2497,14 +3341,22 @@ static void on_client_frame(struct hs_conn *c, const struct hs_frame *f, void *a
 		on_cluster_status(sv, cc, f);
 		break;
 	case HS_MSG_SUB_CREATE:
+		on_sub_create(sv, cc, f);
+		break;
 	case HS_MSG_SUB_DELETE:
+		on_sub_delete(sv, cc, f);
+		break;
 	case HS_MSG_SUB_LIST:
+		on_list(sv, cc, f);
+		break;
 	case HS_MSG_SUB_INFO:
+		on_sub_info(sv, cc, f);
+		break;
 	case HS_MSG_SUBSCRIBE:
+		on_subscribe(sv, cc, f);
+		break;
 	case HS_MSG_ACK:
-		/* Named subscriptions are not in this release (issue 3 follow-up). */
-		hs_msg_result_encf(hs_conn_out(c), f->id, -ENOTSUP,
-				   "subscriptions are not supported by this hs-serve yet");
+		on_ack(sv, cc, f);
 		break;
 	default:
 		proto_close(cc, "unexpected frame type");
@@ -2529,7 +3381,12 @@ static void on_client_closed(struct hs_conn *c, int err, void *arg)
 	struct cread *r;
 	struct inforeq *q;
 	struct listreq *lq;
+	struct subreq *sq;
 
+	while ((sq = LIST_FIRST(&cc->subreqs))) {
+		LIST_REMOVE(sq, link);
+		sq->cc = NULL;
+	}
 	while ((rq = LIST_FIRST(&cc->reqs))) {
 		LIST_REMOVE(rq, link);
 		rq->cc = NULL;
@@ -2577,6 +3434,7 @@ static void on_accept(struct hs_loop *l, int lfd, uint32_t revents, void *arg)
 		LIST_INIT(&cc->reads);
 		LIST_INIT(&cc->infos);
 		LIST_INIT(&cc->lists);
+		LIST_INIT(&cc->subreqs);
 		cc->c = hs_conn_new(l, fd, &client_ops, cc);
 		if (!cc->c) {
 			free(cc);
@@ -2727,8 +3585,9 @@ static void child_spawn(struct serve *sv, int i)
 {
 	struct child *ch = &sv->children[i];
 	char node[16];
-	const char *dur = sv->durability == HS_DUR_ASYNC ? "async"
-			  : sv->durability == HS_DUR_MEMORY ? "memory" : "sync";
+	/* Durability is per stream (NOSYNC STOREs); only memory is a mode of
+	 * the peers themselves. */
+	const char *dur = sv->durability == HS_DUR_MEMORY ? "memory" : "sync";
 	pid_t ppid = getpid(), pid;
 
 	snprintf(node, sizeof(node), "%d", i + 1);
@@ -2902,7 +3761,7 @@ static int inflight_work(struct serve *sv)
 {
 	struct cconn *cc;
 
-	if (!TAILQ_EMPTY(&sv->unacked) || sv->cur)
+	if (!TAILQ_EMPTY(&sv->unacked) || sv->cur[SB_SYNC] || sv->cur[SB_NOSYNC])
 		return 1;
 	LIST_FOREACH(cc, &sv->conns, link)
 		if (!LIST_EMPTY(&cc->reqs))
@@ -3137,6 +3996,7 @@ int main(int argc, char **argv)
 	TAILQ_INIT(&sv->lru);
 	TAILQ_INIT(&sv->unacked);
 	LIST_INIT(&sv->conns);
+	LIST_INIT(&sv->subs);
 	hs_cli_init(&sv->cli, argv[0], HS_LOG_WARN, usage_text, help_text);
 	status = parse_args(sv, argc, argv);
 	if (status) {

@@ -16,6 +16,14 @@
  * printed twice and nothing released in between is skipped (except for a
  * read that had printed nothing yet: it starts again from its position,
  * e.g. the tail at the reconnection).
+ *
+ * --sub SUB follows a named subscription instead (SUBSCRIBE, reader.h
+ * "SUBSCRIPTIONS"): the server pushes from the subscription's checkpoint,
+ * and every batch is acknowledged right after its write(2) returned, so a
+ * killed hs-tail loses nothing (what it had not acknowledged is delivered
+ * again).  At -c, SIGINT or SIGTERM it cancels and waits (up to -t) for the
+ * answers to its acknowledgements before exiting, so the next subscriber
+ * starts after what was printed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +53,7 @@
 static const char usage_text[] =
 	"usage: hs-tail [-n N | --from POS] [--until POS] [-c N] [-F]\n"
 	"               [-0 | -d DELIM | --format FMT] [--gaps] STREAM...\n"
+	"       hs-tail --sub SUB [-c N] [-F] [-0 | -d DELIM | --format FMT] [--gaps]\n"
 	"       hs-tail -h | --help | -V | --version\n";
 
 static const char help_text[] =
@@ -61,6 +70,8 @@ static const char help_text[] =
 	"      --from POS        start at POS (e3n1207, head, head+N, tail-N, @TIME...)\n"
 	"      --until POS       stop before POS (exit 0)\n"
 	"  -c, --count N         stop after N records in all (exit 0)\n"
+	"      --sub SUB         follow the named subscription SUB (no STREAM): start at\n"
+	"                        its checkpoint and acknowledge every batch once written\n"
 	"  -F, --retry           keep trying when hs-serve is unreachable or goes away,\n"
 	"                        and wait for streams that do not exist yet\n"
 	"  -0, --null            end each record with NUL instead of newline\n"
@@ -80,14 +91,16 @@ static const char help_text[] =
 	"  -V, --version         show the version and exit\n"
 	"\n"
 	"Exit status: 0 stopped by --until, -c, SIGINT/SIGTERM, or a closed stdout;\n"
-	"64 usage, 66 no such stream, 68 cannot resolve the address, 69 hs-serve\n"
-	"unreachable or gone, 74 output error or DATALOSS gap, 76 protocol mismatch.\n";
+	"64 usage, 66 no such stream or subscription, 68 cannot resolve the address,\n"
+	"69 hs-serve unreachable or gone, 74 output error or DATALOSS gap, 75 the\n"
+	"subscription is in use by another subscriber, 76 protocol mismatch.\n";
 
 enum {
 	OPT_FORMAT = HS_OPT_FIRST_PRIVATE,
 	OPT_GAPS,
 	OPT_FROM,
 	OPT_UNTIL,
+	OPT_SUB,
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -155,6 +168,7 @@ int main(int argc, char **argv)
 		{ "delimiter", required_argument, NULL, 'd' },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "gaps", no_argument, NULL, OPT_GAPS },
+		{ "sub", required_argument, NULL, OPT_SUB },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli cli;
@@ -165,9 +179,9 @@ int main(int argc, char **argv)
 	struct hs_pos from = { .kind = HS_POS_TAIL }, until = { 0 };
 	struct sigaction sa;
 	sigset_t block, waitmask;
-	const char *format = NULL, *delim = NULL;
+	const char *format = NULL, *delim = NULL, *sub = NULL;
 	uint64_t count = 0, last = 0;
-	int have_last = 0, have_count = 0, have_from = 0, nul = 0, gaps = 0, retry = 0, opt, status, r;
+	int have_last = 0, have_count = 0, have_from = 0, have_until = 0, nul = 0, gaps = 0, retry = 0, opt, status, r;
 	int backoff = BACKOFF_MIN_MS, warned = 0;
 	char msg[512];
 	size_t idx;
@@ -203,6 +217,10 @@ int main(int argc, char **argv)
 		case OPT_UNTIL:
 			if ((status = parse_pos(&cli, "--until", optarg, &until)))
 				goto out_cli;
+			have_until = 1;
+			break;
+		case OPT_SUB:
+			sub = optarg;
 			break;
 		case 'F':
 			retry = 1;
@@ -221,7 +239,24 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	if (optind >= argc) {
+	if (sub) {
+		if (optind < argc) {
+			status = hs_cli_usage_error(&cli, "--sub takes no STREAM (the subscription "
+						    "names its stream)");
+			goto out_cli;
+		}
+		if (have_last || have_from || have_until) {
+			status = hs_cli_usage_error(&cli, "--sub starts at the subscription's "
+						    "checkpoint: -n, --from and --until do not apply");
+			goto out_cli;
+		}
+		if (!hs_stream_name_valid(sub, strlen(sub))) {
+			status = hs_cli_usage_error(
+				&cli, "invalid subscription name '%s' (1-255 of A-Z a-z 0-9 . _ -, "
+				      "not starting with '_')", sub);
+			goto out_cli;
+		}
+	} else if (optind >= argc) {
 		status = hs_cli_usage_error(&cli, "missing STREAM");
 		goto out_cli;
 	}
@@ -263,6 +298,10 @@ int main(int argc, char **argv)
 	rd.retry_ms = retry ? RETRY_MS : 0;
 	if (have_count && !count)
 		until = from; /* -c 0: an empty read, not "no limit" */
+	if (sub && have_count && !count)
+		goto out_reader; /* nothing wanted: not even a session */
+	if (sub)
+		hs_reader_subscribe(&rd, sub, count);
 	for (int i = optind; i < argc; i++)
 		hs_reader_add(&rd, argv[i], &from, &until, count);
 	hs_reader_sink_init(&sink, &fmt, &rd, 1, cli.prog);
@@ -295,13 +334,34 @@ int main(int argc, char **argv)
 			snprintf(msg, sizeof(msg), "%s", rd.why);
 		else if (r < 0)
 			snprintf(msg, sizeof(msg), "%s", rd.why ? rd.why : hs_strerror(r));
-		if (r == HS_READER_STOP && stop_flag)
+		if (r == HS_READER_STOP && rd.sub) {
+			/* Wait for the acknowledgements' answers: the next
+			 * subscriber starts after what was printed. */
+			int fr = hs_reader_finish(&rd, cli.timeout_ms);
+
+			if (fr < 0)
+				hs_cli_fail(&cli, 0, "acknowledgements not confirmed: %s%s",
+					    hs_strerror(fr),
+					    fr == -HS_ENOENT ? "" : " (they will be delivered again)");
+		} else if (r == HS_READER_STOP && stop_flag) {
 			hs_reader_cancel(&rd);
+		}
 		hs_sconn_close(&conn);
 		if (r >= 0 || sink.write_err)
 			break; /* ended (--until), -c, a signal, or a closed stdout */
 		if (hs_reader_status(&rd, &idx) == r) {
-			if (r == -HS_ENOSTREAM)
+			if (rd.sub && r == -HS_ENOENT)
+				status = hs_cli_fail(&cli, EX_NOINPUT, "no such subscription '%s'",
+						     sub);
+			else if (rd.sub && r == -HS_ELOCKED)
+				status = hs_cli_fail(&cli, EX_TEMPFAIL,
+						     "subscription '%s' is in use by another "
+						     "subscriber", sub);
+			else if (rd.sub && r == -HS_ENOSTREAM)
+				status = hs_cli_fail(&cli, EX_NOINPUT,
+						     "the stream of subscription '%s' no longer "
+						     "exists", sub);
+			else if (r == -HS_ENOSTREAM)
 				status = hs_cli_fail(&cli, EX_NOINPUT, "no such stream '%s'",
 						     rd.s[idx].name);
 			else
@@ -324,6 +384,7 @@ int main(int argc, char **argv)
 				     hs_strerror(sink.write_err));
 	else if (!status && sink.dataloss)
 		status = hs_cli_fail(&cli, EX_IOERR, "records were lost (DATALOSS)");
+out_reader:
 	hs_sconn_close(&conn);
 	hs_reader_sink_free(&sink);
 	hs_reader_free(&rd);

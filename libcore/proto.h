@@ -62,6 +62,13 @@
  *   Runs of many logs in one frame.  A peer stages every run of every STORE
  *   that arrives in one event-loop turn into one RocksDB WriteBatch, syncs
  *   once (per its durability), then replies.
+ *   flags: HS_STORE_NOSYNC 1 - these runs need not be synced before STORED
+ *   (streams of durability async or memory).  A turn whose STOREs all carry
+ *   it (and that stages no hard SEAL, TRIM, GETMETA or register write) is
+ *   committed with the WAL written but not fsynced; the peer fsyncs it
+ *   within ~100 ms.  Otherwise the turn's one fsync covers NOSYNC runs too.
+ *   A sender sets it in the header (hs_put16(frame + 6, ...)) before
+ *   hs_msg_wr_end(), which computes the CRC.
  *   A run is refused with -HS_ESEALED when epoch(first_lsn) <= the log's seal
  *   (or soft seal), except a RECOVERY run whose ballot >= the seal, which is
  *   accepted and raises the seal to its ballot.
@@ -228,6 +235,7 @@ enum hs_msg {
 enum hs_role { HS_ROLE_CLIENT = 1, HS_ROLE_SERVE = 2, HS_ROLE_PEER = 3, HS_ROLE_TOOL = 4 };
 
 enum { HS_RUN_HOLE = 1, HS_RUN_BRIDGE = 2, HS_RUN_RECOVERY = 4 };
+enum { HS_STORE_NOSYNC = 1 };   /* STORE frame flags */
 enum { HS_GAP_TRIM = 1, HS_GAP_NORECORDS = 2, HS_GAP_CHECKSUM = 3 };
 enum { HS_READ_IGNORE_RELEASED = 1 };
 

@@ -48,6 +48,14 @@ size_t hs_reader_add(struct hs_reader *rd, const char *name, const struct hs_pos
 	return rd->n++;
 }
 
+size_t hs_reader_subscribe(struct hs_reader *rd, const char *sub, uint64_t limit)
+{
+	static const struct hs_pos none;
+
+	rd->sub = 1;
+	return hs_reader_add(rd, sub, &none, NULL, limit);
+}
+
 /* The LSN after lsn, skipping esn 0, which no record can have. */
 static uint64_t lsn_after(uint64_t lsn)
 {
@@ -83,6 +91,24 @@ static int send_read(struct hs_reader *rd, size_t i)
 
 	s->retry_at = 0;
 	s->pend_records = s->pend_bytes = 0;
+	if (rd->sub) {
+		struct hs_subscribe sm = {
+			.read_id = (uint32_t)i + 1,
+			.flags = rd->flags & HS_CREAD_GAPS,
+			.win_records = rd->win_records,
+			.win_bytes = rd->win_bytes,
+			.sub = s->name,
+			.sub_len = s->name_len,
+		};
+
+		if (s->limit && s->records >= s->limit) {
+			s->ended = 1;
+			return 1;
+		}
+		hs_msg_subscribe_enc(hs_sconn_out(rd->conn), hs_client_next_id(), &sm);
+		s->open = 1;
+		return 0;
+	}
 	if (s->limit) {
 		if (s->records >= s->limit) {
 			/* Done before the connection was lost. */
@@ -105,6 +131,8 @@ int hs_reader_start(struct hs_reader *rd, struct hs_sconn *c)
 {
 	rd->conn = c;
 	rd->nopen = 0;
+	rd->acks_pending = 0;
+	rd->nack = 0;
 	for (size_t i = 0; i < rd->n; i++) {
 		rd->s[i].open = 0;
 		rd->s[i].retry_at = 0;
@@ -148,6 +176,38 @@ static void grant(struct hs_reader *rd, struct hs_reader_stream *s, uint64_t rec
 	hs_msg_read_window_enc(hs_sconn_out(rd->conn), hs_client_next_id(), &w);
 }
 
+/* Remember lo..hi to acknowledge once the frame's output is written. */
+static void ack_note(struct hs_reader *rd, uint64_t lo, uint64_t hi)
+{
+	if (rd->nack && rd->ack[rd->nack - 1][1] + 1 == lo) {
+		rd->ack[rd->nack - 1][1] = hi;
+		return;
+	}
+	if (rd->nack == rd->capack) {
+		rd->capack = rd->capack ? rd->capack * 2 : 16;
+		rd->ack = hs_xrealloc(rd->ack, rd->capack * sizeof(*rd->ack));
+	}
+	rd->ack[rd->nack][0] = lo;
+	rd->ack[rd->nack][1] = hi;
+	rd->nack++;
+}
+
+static void ack_send(struct hs_reader *rd, struct hs_reader_stream *s)
+{
+	struct hs_msg_wr w;
+
+	if (!rd->nack)
+		return;
+	hs_msg_ack_begin(&w, hs_sconn_out(rd->conn), hs_client_next_id(), s->name, s->name_len);
+	for (size_t i = 0; i < rd->nack; i++) {
+		hs_msg_ack_add(&w, rd->ack[i][0], rd->ack[i][1]);
+		rd->acked += rd->ack[i][1] - rd->ack[i][0] + 1;
+	}
+	hs_msg_wr_end(&w);
+	rd->nack = 0;
+	rd->acks_pending++;
+}
+
 static int on_deliver(struct hs_reader *rd, const struct hs_frame *f)
 {
 	struct hs_clist l;
@@ -176,7 +236,9 @@ static int on_deliver(struct hs_reader *rd, const struct hs_frame *f)
 						     : "a delivered run is malformed";
 			return r;
 		}
-		if (!hs_run_lsn_ok(e.first_lsn, run.nrecords) || e.first_lsn < s->next_lsn) {
+		/* A subscription's redeliveries may go back. */
+		if (!hs_run_lsn_ok(e.first_lsn, run.nrecords) ||
+		    (!rd->sub && e.first_lsn < s->next_lsn)) {
 			rd->why = "a delivered run has impossible LSNs";
 			return -HS_EPROTO;
 		}
@@ -199,10 +261,16 @@ static int on_deliver(struct hs_reader *rd, const struct hs_frame *f)
 		/* rec.lsn is one past the last record passed on, unless we
 		 * stopped on one. */
 		s->next_lsn = stop ? lsn_after(rec.lsn) : rec.lsn;
+		if (rd->sub && s->next_lsn > e.first_lsn)
+			ack_note(rd, e.first_lsn, s->next_lsn - 1);
 	}
 	r = rd->ops->flush(rd->arg);
-	if (r < 0)
+	if (r < 0) {
+		rd->nack = 0; /* not written: not acknowledged */
 		return r;
+	}
+	if (rd->sub)
+		ack_send(rd, s);
 	if (stop)
 		return HS_READER_STOP;
 	grant(rd, s, nrec, nbytes);
@@ -257,7 +325,8 @@ static int on_end(struct hs_reader *rd, const struct hs_frame *f)
 	s->open = 0;
 	if (m.next_lsn > s->next_lsn)
 		s->next_lsn = m.next_lsn;
-	if (rd->retry_ms && (m.status == -HS_ENOSTREAM || m.status == -HS_EUNAVAIL)) {
+	if (rd->retry_ms && (m.status == -HS_ENOSTREAM || m.status == -HS_EUNAVAIL ||
+			     (rd->sub && (m.status == -HS_ELOCKED || m.status == -HS_ENOENT)))) {
 		/* Still counted in nopen: the loop waits for the retry. */
 		s->retry_at = now_ms() + rd->retry_ms;
 		return 0;
@@ -388,8 +457,18 @@ int hs_reader_run(struct hs_reader *rd, volatile sig_atomic_t *stop, const sigse
 				return r; /* the read's own error: connection fine */
 			break;
 		case HS_MSG_RESULT:
-			/* A request that failed as a whole (shutting down...). */
-			if (hs_msg_result_dec(f.body, f.body_len, &res) < 0 || res.status >= 0) {
+			/* The answer to an ACK, or a request that failed as a
+			 * whole (shutting down...). */
+			if (hs_msg_result_dec(f.body, f.body_len, &res) < 0) {
+				rd->why = "malformed RESULT";
+				r = -HS_EPROTO;
+			} else if (rd->acks_pending && res.status == 0) {
+				rd->acks_pending--;
+				r = 0;
+			} else if (rd->acks_pending && res.status == -HS_ENOENT) {
+				rd->why = "the subscription was deleted";
+				r = res.status;
+			} else if (res.status >= 0) {
 				rd->why = "unexpected RESULT";
 				r = -HS_EPROTO;
 			} else {
@@ -413,6 +492,56 @@ int hs_reader_run(struct hs_reader *rd, volatile sig_atomic_t *stop, const sigse
 	return 0;
 out_lost:
 	mark_lost(rd);
+	return r;
+}
+
+int hs_reader_finish(struct hs_reader *rd, int timeout_ms)
+{
+	struct hs_sconn *c = rd->conn;
+	struct hs_frame f;
+	struct hs_read_end m;
+	struct hs_result res;
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t open = 0;
+	int r;
+
+	if (!c || c->fd < 0)
+		return 0;
+	for (size_t i = 0; i < rd->n; i++)
+		open += rd->s[i].open;
+	r = hs_reader_cancel(rd);
+	while (r == 0 && (open || rd->acks_pending)) {
+		int64_t left = deadline - now_ms();
+
+		if (!frame_buffered(c)) {
+			if (left <= 0)
+				return -HS_ETIMEOUT;
+			r = wait_input(rd, (int)left, NULL);
+			if (r == -EINTR) {
+				r = 0;
+				continue;
+			}
+			if (r <= 0)
+				return r ? r : -HS_ETIMEOUT;
+			r = 0;
+		}
+		r = hs_sconn_recv(c, &f);
+		if (r == 0)
+			return -HS_EUNAVAIL;
+		if (r < 0)
+			return r;
+		r = 0;
+		if (f.type == HS_MSG_READ_END && hs_msg_read_end_dec(f.body, f.body_len, &m) == 0 &&
+		    m.read_id >= 1 && m.read_id <= rd->n && rd->s[m.read_id - 1].open) {
+			rd->s[m.read_id - 1].open = 0;
+			open--;
+		} else if (f.type == HS_MSG_RESULT && rd->acks_pending &&
+			   hs_msg_result_dec(f.body, f.body_len, &res) == 0) {
+			rd->acks_pending--;
+			if (res.status < 0)
+				r = res.status;
+		}
+	}
 	return r;
 }
 
@@ -444,6 +573,7 @@ int hs_reader_status(const struct hs_reader *rd, size_t *idx)
 void hs_reader_free(struct hs_reader *rd)
 {
 	free(rd->s);
+	free(rd->ack);
 	memset(rd, 0, sizeof(*rd));
 }
 

@@ -28,6 +28,18 @@
  * -HS_EUNAVAIL is not over: it is sent again retry_ms later, so a follower
  * can wait for a stream that does not exist yet.
  *
+ * SUBSCRIPTIONS.  With hs_reader_subscribe() the reader has one entry, a
+ * named subscription: it sends SUBSCRIBE instead of READ (a new connection
+ * subscribes again: the server resumes from the checkpoint), accepts runs
+ * below the last LSN seen (redeliveries), and after each successful flush
+ * sends one ACK with the LSN ranges of the records it passed on - so only
+ * records whose output write(2) returned are ever acknowledged, and a
+ * reader killed at any point leaves the rest to be redelivered.  ACKs are
+ * answered by RESULT, counted in acks_pending.  -HS_ELOCKED (another
+ * session holds the subscription) is retried like -HS_ENOSTREAM when
+ * retry_ms is set.  hs_reader_finish() ends politely: cancel, then wait
+ * for READ_END and every ACK's answer.
+ *
  * Waiting is done here with ppoll() on the connection and an optional
  * signal mask, so a SIGINT/SIGTERM handler that sets a flag interrupts an
  * idle follow at once (syncconn's own waits retry on EINTR).
@@ -95,6 +107,11 @@ struct hs_reader {
 	const struct hs_reader_ops *ops; /* borrowed */
 	void *arg;
 	const char *why;                /* after -HS_EPROTO: static reason */
+	int sub;                        /* s[0] is a subscription (SUBSCRIBE) */
+	uint32_t acks_pending;          /* ACKs sent, RESULT not yet received */
+	uint64_t acked;                 /* records acknowledged */
+	uint64_t (*ack)[2];             /* owned: one frame's ranges */
+	size_t nack, capack;
 };
 
 /*
@@ -117,6 +134,23 @@ void hs_reader_init(struct hs_reader *rd, uint32_t flags, uint32_t win_records,
  */
 size_t hs_reader_add(struct hs_reader *rd, const char *name, const struct hs_pos *from,
 		     const struct hs_pos *until, uint64_t limit);
+
+/*
+ * Make rd a subscription reader: add the one entry, the subscription name
+ * (borrowed, NUL-terminated, valid as a stream name), with limit records
+ * at most (0 = none).  Call instead of hs_reader_add(), once.  Returns 0.
+ */
+size_t hs_reader_subscribe(struct hs_reader *rd, const char *sub, uint64_t limit);
+
+/*
+ * Polite end of a reader on its current connection: READ_CANCEL for the
+ * open reads, then wait up to timeout_ms for their READ_END and for the
+ * answers to every ACK sent; deliveries arriving meanwhile are dropped (not
+ * printed, not acknowledged: the server delivers them again).  Returns 0,
+ * -HS_ETIMEOUT, a RESULT error of an ACK (-HS_ENOENT: the subscription was
+ * deleted), or a connection error.
+ */
+int hs_reader_finish(struct hs_reader *rd, int timeout_ms);
 
 /*
  * Queue a READ on c (borrowed until the next start or free) for every stream

@@ -140,6 +140,7 @@ struct hs_store {
 	rocksdb_cache_t *cache;
 	rocksdb_block_based_table_options_t *bbto;
 	rocksdb_writeoptions_t *wo;      /* commits, per durability */
+	rocksdb_writeoptions_t *wo_nosync; /* commits that need no fsync */
 	rocksdb_writeoptions_t *wo_meta; /* partition directory changes */
 	rocksdb_readoptions_t *ro;       /* point reads */
 	rocksdb_column_family_handle_t *cf_default, *cf_meta;
@@ -151,6 +152,7 @@ struct hs_store {
 	size_t nstaged;
 	uint64_t staged_bytes;
 	int reg_staged;   /* a register state is in the batch: sync it */
+	uint64_t unsynced; /* commits since the last WAL sync not synced */
 
 	struct ent *tab;
 	size_t tab_cap, tab_n;
@@ -672,12 +674,15 @@ static void set_options(struct hs_store *s, const struct hs_store_opts *o)
 
 	s->wo = rocksdb_writeoptions_create();
 	s->wo_meta = rocksdb_writeoptions_create();
+	s->wo_nosync = rocksdb_writeoptions_create();
 	if (s->dur == HS_DUR_MEMORY) {
 		rocksdb_writeoptions_disable_WAL(s->wo, 1);
 		rocksdb_writeoptions_disable_WAL(s->wo_meta, 1);
+		rocksdb_writeoptions_disable_WAL(s->wo_nosync, 1);
 	} else {
 		rocksdb_writeoptions_set_sync(s->wo, s->dur == HS_DUR_SYNC);
 		rocksdb_writeoptions_set_sync(s->wo_meta, 1);
+		rocksdb_writeoptions_set_sync(s->wo_nosync, 0);
 	}
 	s->ro = rocksdb_readoptions_create();
 }
@@ -899,6 +904,7 @@ void hs_store_close(struct hs_store *s)
 	rocksdb_readoptions_destroy(s->ro);
 	rocksdb_writeoptions_destroy(s->wo);
 	rocksdb_writeoptions_destroy(s->wo_meta);
+	rocksdb_writeoptions_destroy(s->wo_nosync);
 	rocksdb_options_destroy(s->opts);
 	rocksdb_block_based_options_destroy(s->bbto);
 	rocksdb_cache_destroy(s->cache);
@@ -1204,9 +1210,16 @@ size_t hs_store_staged(const struct hs_store *s)
 
 int hs_store_commit(struct hs_store *s)
 {
+	return hs_store_commit_opts(s, 1);
+}
+
+int hs_store_commit_opts(struct hs_store *s, int sync)
+{
 	struct part *p = cur_part(s);
+	rocksdb_writeoptions_t *wo;
 	char *err = NULL;
 	uint64_t runs = s->nstaged, bytes = s->staged_bytes;
+	int synced;
 
 	if (s->failed)
 		return -HS_ESTOREFAIL;
@@ -1243,7 +1256,17 @@ int hs_store_commit(struct hs_store *s)
 		return 0;
 	/* wo_meta syncs unless HS_DUR_MEMORY: registers never wait for the
 	 * background WAL sync of HS_DUR_ASYNC. */
-	rocksdb_write(s->db, s->reg_staged ? s->wo_meta : s->wo, s->wb, &err);
+	if (s->reg_staged) {
+		wo = s->wo_meta;
+		synced = s->dur != HS_DUR_MEMORY;
+	} else if (sync) {
+		wo = s->wo;
+		synced = s->dur == HS_DUR_SYNC;
+	} else {
+		wo = s->wo_nosync;
+		synced = 0;
+	}
+	rocksdb_write(s->db, wo, s->wb, &err);
 	rocksdb_writebatch_clear(s->wb);
 	s->reg_staged = 0;
 	s->nstaged = 0;
@@ -1251,6 +1274,15 @@ int hs_store_commit(struct hs_store *s)
 	if (err)
 		return fail(s, "commit", err);
 	s->st.commits++;
+	/* A synced write syncs every WAL record before it as well. */
+	if (synced) {
+		s->st.commits_sync++;
+		s->unsynced = 0;
+	} else {
+		s->st.commits_nosync++;
+		if (s->dur != HS_DUR_MEMORY)
+			s->unsynced++;
+	}
 	s->st.runs += runs;
 	s->st.bytes += bytes;
 	/* The commit is durable whatever happens here; a failed roll fails
@@ -1265,12 +1297,19 @@ int hs_store_sync_wal(struct hs_store *s)
 
 	if (s->failed)
 		return -HS_ESTOREFAIL;
-	if (s->dur == HS_DUR_MEMORY)
+	if (s->dur == HS_DUR_MEMORY || !s->unsynced)
 		return 0;
 	rocksdb_flush_wal(s->db, 1, &err);
 	if (err)
 		return fail(s, "WAL sync", err);
+	s->unsynced = 0;
+	s->st.wal_syncs++;
 	return 0;
+}
+
+uint64_t hs_store_unsynced(const struct hs_store *s)
+{
+	return s->unsynced;
 }
 
 const char *hs_store_failed(const struct hs_store *s)

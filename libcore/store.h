@@ -158,7 +158,20 @@ size_t hs_store_staged(const struct hs_store *s);
  * then failed for good.  Also rolls to a new partition when one is due. */
 int hs_store_commit(struct hs_store *s);
 
-/* HS_DUR_ASYNC: fsync the WAL (call from a timer).  0 or -HS_ESTOREFAIL. */
+/* As hs_store_commit(), but sync = 0 writes the WAL without fsyncing it
+ * whatever the durability (for runs of async streams; hs_store_sync_wal()
+ * makes them durable later).  sync = 1 is hs_store_commit().  A commit
+ * carrying a register state is fsynced regardless (unless HS_DUR_MEMORY).
+ * Returns as hs_store_commit(). */
+int hs_store_commit_opts(struct hs_store *s, int sync);
+
+/* Number of commits written but not yet fsynced (0 when every commit since
+ * the last sync was synced, and always 0 with HS_DUR_MEMORY). */
+uint64_t hs_store_unsynced(const struct hs_store *s);
+
+/* fsync the WAL if a commit since the last sync was not synced
+ * (HS_DUR_ASYNC, or hs_store_commit_opts(s, 0)); call from a timer.
+ * 0 or -HS_ESTOREFAIL. */
 int hs_store_sync_wal(struct hs_store *s);
 
 /* NULL while healthy; otherwise the error text of the failure (owned by the
@@ -205,6 +218,9 @@ int hs_store_maintain(struct hs_store *s, uint64_t now_ms);
 struct hs_store_stats {
 	uint64_t partitions; /* live time partitions */
 	uint64_t commits;    /* successful commits that wrote something */
+	uint64_t commits_sync;   /* ... of which fsynced the WAL before returning */
+	uint64_t commits_nosync; /* ... of which did not (async, nosync, memory) */
+	uint64_t wal_syncs;  /* WAL fsyncs by hs_store_sync_wal() */
 	uint64_t runs;       /* runs committed */
 	uint64_t bytes;      /* run bytes committed */
 	uint64_t dropped;    /* partitions dropped */

@@ -9,6 +9,7 @@
  *                          names over 253 bytes are refused by hs-serve
  *                          since a register key is at most 255 bytes)
  *   "l/" | u64 log BE      log record (8 binary bytes, so keys sort by id)
+ *   "u/" | name            subscription record (libpaxos/sub.h)
  *
  * VALUES (the caller's bytes inside the register envelope; little-endian)
  * -----------------------------------------------------------------------
@@ -28,6 +29,17 @@
  * never decreases.  Later issues append fields (nodeset history, last clean
  * epoch, offload point); decoders accept longer values of version 1.
  *
+ * subscription record, 41 + stream_len bytes:
+ *   u8 version (1) | u8 flags (HS_UREC_DELETED 1) | u16 0
+ *   | u32 ack_timeout_ms | u32 max_unacked | u32 0 | u64 log
+ *   | u64 checkpoint | u64 created_ms | u8 stream_len | stream
+ * log: the stream's log id when the subscription was created (a stream
+ * deleted and created again has a new log: the subscription is then
+ * stale and its reads end with -HS_ENOSTREAM).  checkpoint: every LSN <
+ * checkpoint is acknowledged (gaps count as acknowledged); it never
+ * decreases.  A deleted record keeps its fields; creating the name again
+ * writes a new one.
+ *
  * The register envelope (register.h, "Exactly once": u8 format | u8 n |
  * ballot floor | n ballots) precedes the caller's bytes in what acceptors
  * store; hs_reg_unwrap() skips it for values read directly from acceptors
@@ -44,6 +56,8 @@
 #define HS_SREC_LEN 40
 #define HS_LREC_LEN 16
 #define HS_SREC_DELETED 1
+#define HS_UREC_LEN 40           /* without the stream name */
+#define HS_UREC_DELETED 1
 #define HS_META_NAME_MAX 253     /* "s/" + name within a register key */
 
 struct hs_srec {
@@ -60,18 +74,31 @@ struct hs_lrec {
 	uint64_t trim;
 };
 
+struct hs_urec {
+	uint8_t flags;           /* HS_UREC_* */
+	uint32_t ack_timeout_ms, max_unacked;
+	uint64_t log;
+	uint64_t checkpoint;
+	uint64_t created_ms;
+	char stream[256];        /* NUL-terminated */
+	uint8_t stream_len;
+};
+
 /* Key builders: write the key into k (room for 2 + 255 bytes) and return
  * its length. */
 size_t hs_meta_skey(uint8_t *k, const char *name, size_t len);
 size_t hs_meta_lkey(uint8_t *k, uint64_t log);
+size_t hs_meta_ukey(uint8_t *k, const char *name, size_t len);
 
 /* Append the encoded record to out. */
 void hs_srec_enc(const struct hs_srec *r, struct hs_buf *out);
 void hs_lrec_enc(const struct hs_lrec *r, struct hs_buf *out);
+void hs_urec_enc(const struct hs_urec *r, struct hs_buf *out);
 
 /* Decode p[0..len).  Return 1 (decoded), 0 (len 0: absent; *r zeroed) or
  * -HS_EDATA (not a record of this kind). */
 int hs_srec_dec(const uint8_t *p, size_t len, struct hs_srec *r);
 int hs_lrec_dec(const uint8_t *p, size_t len, struct hs_lrec *r);
+int hs_urec_dec(const uint8_t *p, size_t len, struct hs_urec *r);
 
 #endif

@@ -46,8 +46,8 @@ long_flags() { # the long flags a text mentions, sorted, unique
 	for b in $(bins); do
 		help=$("$HS_BUILD/bin/$b" --help | long_flags)
 		man=$(long_flags < "$HS_TOP/docs/man1/$b.1.scd")
-		# Lines that ask hs-admin for stream names use hs-admin's flags.
-		comp=$(grep -v 'hs-admin .*stream list' "$HS_TOP/completions/$b" | long_flags)
+		# Lines that ask hs-admin for stream or subscription names use hs-admin's flags.
+		comp=$(grep -Ev 'hs-admin .*(stream|sub) list' "$HS_TOP/completions/$b" | long_flags)
 		for f in $help; do
 			grep -qx -- "$f" <<<"$man" || { echo "$b: $f not in man page"; false; }
 			grep -qx -- "$f" <<<"$comp" || { echo "$b: $f not in completion"; false; }

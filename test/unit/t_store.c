@@ -525,6 +525,44 @@ static void t_memory(void)
 	rmtree(dir);
 }
 
+/* Per-commit sync choice (per-stream durability): nosync commits are
+ * counted, left for hs_store_sync_wal(), and covered by a later synced one. */
+static void t_nosync(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	struct hs_store_stats st;
+	uint64_t f[4];
+
+	if (!ok(s != NULL, "open sync mode"))
+		return;
+	stage(s, 1, E(1, 1), 0, 1, 3, 1);
+	is_int(hs_store_commit_opts(s, 0), 0, "nosync commit");
+	hs_store_stats(s, &st);
+	ok(st.commits_nosync == 1 && st.commits_sync == 0, "counted as nosync");
+	ok(hs_store_unsynced(s) == 1, "one unsynced commit");
+	is_int(hs_store_sync_wal(s), 0, "WAL sync");
+	hs_store_stats(s, &st);
+	ok(hs_store_unsynced(s) == 0 && st.wal_syncs == 1, "synced by sync_wal");
+	is_int(hs_store_sync_wal(s), 0, "idle sync_wal");
+	hs_store_stats(s, &st);
+	ok(st.wal_syncs == 1, "idle sync_wal does not fsync");
+	stage(s, 1, E(1, 4), 0, 1, 3, 1);
+	hs_store_commit_opts(s, 0);
+	stage(s, 1, E(1, 7), 0, 1, 3, 1);
+	is_int(hs_store_commit(s), 0, "synced commit");
+	hs_store_stats(s, &st);
+	ok(st.commits_sync == 1 && st.commits_nosync == 2 && hs_store_unsynced(s) == 0,
+	   "a synced commit covers the unsynced ones");
+	hs_store_stage_reg(s, (const uint8_t *)"k", 1, (const uint8_t *)"v", 1);
+	is_int(hs_store_commit_opts(s, 0), 0, "nosync commit with a register state");
+	hs_store_stats(s, &st);
+	ok(st.commits_sync == 2, "register states are always synced");
+	is_int(readall(s, 1, 0, f, 4), 3, "every run readable");
+	hs_store_close(s);
+	rmtree(dir);
+}
+
 static void t_errors(void)
 {
 	struct hs_store_opts o = { .dir = "/proc/hs-nope/store" };
@@ -577,6 +615,7 @@ int main(void)
 	t_corrupt();
 	t_overlap();
 	t_memory();
+	t_nosync();
 	t_errors();
 	t_throughput();
 	hs_buf_free(&rb);
