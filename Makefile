@@ -1,7 +1,7 @@
 # HStore - one non-recursive Makefile.
 #
 #   make            build libraries and binaries under build/
-#   make test       unit tests, the spin model, then bats end-to-end tests (TAP)
+#   make test       unit tests, the spin model, short fuzzing, then bats (TAP)
 #   make deps       install missing Debian packages (root) or print the line
 #   make run        build and run the embedded store in the foreground
 #   make bench      run the benchmarks in bench/
@@ -51,7 +51,7 @@ LIBS_hs-offload := $(CURL_LIBS) $(SODIUM_LIBS)
 
 .SECONDARY:
 
-.PHONY: all test unit bats model deps run bench install man clean check-deps
+.PHONY: all test unit bats model fuzz deps run bench install man clean check-deps
 all: $(BINS) $(TOOLS)
 
 $(B)/obj/%.o: %.c
@@ -102,6 +102,9 @@ bats: all
 
 model:
 	@./test/run-tests $(B) model
+
+fuzz:
+	@./test/run-tests $(B) fuzz
 
 # --- running --------------------------------------------------------------
 # The embedded store: hs-serve with no arguments keeps its data under

@@ -651,7 +651,10 @@ static int load_meta(struct hs_tier *t, const char *key, uint64_t size,
 	    (m->flen == FOOT_ENC) != !!in->encrypted ||
 	    in->index_len != (uint64_t)in->nblocks * IDX_ENT ||
 	    in->index_off < HDR_LEN ||
-	    in->index_off + in->index_len != size - TRAILER_LEN - m->flen ||
+	    /* index_off + index_len could wrap: compare without adding
+	     * (the footer length was checked against size above) */
+	    in->index_off > size - TRAILER_LEN - m->flen ||
+	    in->index_len != size - TRAILER_LEN - m->flen - in->index_off ||
 	    (in->nblocks == 0) != (in->first_lsn == 0) ||
 	    in->first_lsn > in->last_lsn) {
 		err = segerr(t, key, -HS_EDATA, "inconsistent footer");

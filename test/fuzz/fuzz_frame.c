@@ -1,9 +1,9 @@
 /*
  * fuzz_frame.c - libFuzzer target for the frame, message and run decoders.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I../../libcore \
- *     fuzz_frame.c ../../libcore/{crc32c,frame,run,proto,buf,err,log}.c -o fuzz_frame
- *   ./fuzz_frame -max_total_time=60
+ * Built and run by test/fuzz/run (which lists the sources it needs);
+ * reproduce a crash with BUILD/fuzz/fuzz_frame CRASH-FILE, fuzz longer with
+ * FUZZ_SECONDS=600 test/fuzz/run BUILD.
  *
  * The input is split into frames; because a random CRC never matches, the
  * body of each frame is also decoded directly (the frame CRC is patched in
