@@ -69,8 +69,46 @@
  * flight) and only while the client connection's output is below its
  * high-water mark, so nothing is buffered here.  FOLLOW keeps the peer
  * stream open; the peer parks it at the released point and RELEASE wakes
- * it.  Not done this round: serving caught-up followers from the
- * sequencer's memory (DESIGN §11), R > 1.
+ * it - until the follower is caught up: see below.  Not done this round:
+ * R > 1.
+ *
+ * FOLLOWING FROM MEMORY (DESIGN §11).  While a stream has follow reads
+ * (FOLLOW READs and subscription sessions; not redeliveries), it keeps a
+ * window of released runs: at STORED OK each run's exact STORE bytes are
+ * copied out of the batch frame (one memcpy per run), and at release they
+ * join the stream's window in LSN order, so the window always holds every
+ * LSN in [win_lo, released] and nothing else.  A run without a copy (its
+ * STORE failed, or it was stored before the first follower came) restarts
+ * the window after it.  The window is capped at FOLLOW_WIN_STREAM bytes
+ * per stream (its newest run always stays) and FOLLOW_WIN_TOTAL over all
+ * streams, evicting the oldest release first; it is dropped when the last
+ * follower leaves, so unfollowed and idle streams cost nothing.  A follow
+ * read whose next LSN is in the window is served from it: at the end of
+ * every turn that released runs, each such follower gets one DELIVER
+ * (split at FOLLOW_FRAME_TARGET) built straight into its connection's
+ * output from the window's bytes (runs sliced at its next LSN and to its
+ * credit) - followers hold no copies.  It respects exactly what the peer
+ * path does: the client's record and payload-byte credit (one record past
+ * a positive byte credit, as a peer sends one run), limit and until, the
+ * subscription's max_unacked room (and hs_subwin_delivered() for every
+ * run), and the connection's high-water mark; READ_WINDOW, ACK and the
+ * writable callback resume it.  Never beyond the released point: the
+ * window ends there.  Switches keep the order with no duplicates because
+ * the read's next LSN is the only position: a follower whose next LSN is
+ * evicted (it was slow, out of credit, or stopped reading), or lands
+ * below a restarted window, or that is trimmed, or whose stream is no
+ * longer active, starts a peer read stream from its next LSN; a peer-read
+ * follower moves to memory (STOP, and the peer's frames still in flight
+ * are dropped with the registration) when, after a RECORDS or a GAP
+ * (NORECORDS is sent when the peer catches up), its next LSN is in the
+ * newer half of the window or past the released point - the half, so that
+ * a follower at the window's old edge does not flip on every eviction.
+ * Memory is therefore bounded by the window caps, whatever the followers
+ * do; a subscriber that stops reading is still dropped by the stuck rule
+ * below.  STATS: follow_mem_delivered (records), follow_mem_frames,
+ * follow_mem_switches (peer -> memory), follow_peer_fallbacks (memory ->
+ * peer), follow_window_bytes, follow_window_evicted (runs),
+ * follow_window_resets; per stream followers and follow_window_bytes.
  *
  * SUBSCRIPTIONS (DESIGN §7).  A named subscription is the register
  * "u/<name>" (meta.h: stream, log id, ack timeout, max unacked,
@@ -143,6 +181,9 @@
 #define SUB_PERSIST_MS 100             /* checkpoint writes at most this often */
 #define SUB_PERSIST_ACKS 1000          /* ... unless this many records were acked */
 #define SUB_STUCK_MIN_MS 1000          /* shortest wait before dropping a stuck subscriber */
+#define FOLLOW_WIN_STREAM (16u << 20)  /* released run bytes kept per followed stream */
+#define FOLLOW_WIN_TOTAL (256u << 20)  /* ... and over all streams */
+#define FOLLOW_FRAME_TARGET (1u << 20) /* DELIVER bytes per frame from memory */
 
 static const char usage_text[] =
 	"usage: hs-serve [--data DIR] [--listen ADDR]... [--peer ADDR]... [--local-peers N]\n"
@@ -239,6 +280,8 @@ struct pent {
 	/* once sent */
 	struct sstream *s;
 	uint64_t first_lsn;
+	size_t roff, rlen;        /* the STORE run inside its batch's frame */
+	struct mrun *mr;          /* its copy for the follow window, or NULL */
 	int done;                 /* STORED (ok or not) */
 	TAILQ_ENTRY(pent) flink;  /* s->inflight, LSN order */
 };
@@ -263,6 +306,19 @@ struct oepoch {
 
 enum { S_LOOKUP, S_ACTIVATING, S_SEALING, S_ACTIVE, S_DEAD };
 
+/* A released run kept in its stream's follow window (design comment:
+ * FOLLOWING FROM MEMORY): the exact STORE run bytes. */
+struct mrun {
+	struct sstream *s;
+	uint64_t first;
+	uint32_t nrec;
+	size_t len;
+	TAILQ_ENTRY(mrun) slink;  /* s->win, LSN order */
+	TAILQ_ENTRY(mrun) glink;  /* sv->win, release order */
+	uint8_t bytes[];
+};
+TAILQ_HEAD(mrunq, mrun);
+
 struct sstream {
 	struct serve *sv;
 	char name[HS_NAME_MAX + 1];
@@ -282,6 +338,14 @@ struct sstream {
 	size_t inflight_bytes;
 	int refs;                 /* reads and lookups holding it */
 	uint64_t appends, records, bytes;
+	/* follow window, kept while nfollow > 0: every LSN in [win_lo,
+	 * released] is in win, nothing else */
+	struct mrunq win;
+	uint64_t win_lo;
+	size_t win_bytes;
+	int nfollow;
+	LIST_HEAD(, cread) followers;
+	int mem_dirty;            /* on sv->memdirty */
 	struct sstream *hnext;
 	TAILQ_ENTRY(sstream) lru;
 };
@@ -310,6 +374,10 @@ struct cread {
 	struct ssub *sub;         /* SUBSCRIBE session (or its redelivery) */
 	int child;                /* a redelivery read: not on cc->reads */
 	int loading;              /* the subscription register is being read */
+	int following;            /* on s->followers */
+	int mem;                  /* served from s->win, no peer stream */
+	struct mrun *mcur;        /* mem: the run holding next, NULL = look it up */
+	LIST_ENTRY(cread) flink;
 	LIST_ENTRY(cread) link;
 };
 
@@ -376,6 +444,11 @@ struct serve {
 	size_t unacked_n;
 	struct sstream **reldirty;
 	size_t nrel, caprel;
+	/* follow windows: every kept run, oldest release first */
+	struct mrunq win;
+	size_t win_bytes;
+	struct sstream **memdirty;
+	size_t nmem, capmem;
 
 	LIST_HEAD(, cconn) conns;
 	uint32_t next_sid;
@@ -389,6 +462,8 @@ struct serve {
 	uint64_t conns_total, appends, append_records, append_bytes, stores_sent;
 	uint64_t creates, deletes, reads, records_delivered, activations;
 	uint64_t sub_sessions, sub_redelivered, sub_dropped, sub_ckpt_writes;
+	uint64_t follow_mem_delivered, follow_mem_frames, follow_mem_switches;
+	uint64_t follow_peer_fallbacks, follow_win_evicted, follow_win_resets;
 };
 
 static struct serve *g_sv; /* for the SIGCHLD path only */
@@ -544,8 +619,17 @@ static int stream_idle(const struct sstream *s)
 	       (s->state == S_ACTIVE || s->state == S_DEAD);
 }
 
+static void win_reset(struct serve *sv, struct sstream *s, uint64_t lo);
+
 static void stream_free(struct serve *sv, struct sstream *s)
 {
+	if (s->mem_dirty) {
+		for (size_t i = 0; i < sv->nmem; i++)
+			if (sv->memdirty[i] == s)
+				sv->memdirty[i] = sv->memdirty[--sv->nmem];
+		s->mem_dirty = 0;
+	}
+	win_reset(sv, s, 0); /* empty: no followers hold it */
 	stream_unhash(sv, s);
 	free(s->olde);
 	free(s);
@@ -571,6 +655,11 @@ static void stream_touch(struct serve *sv, struct sstream *s)
 
 static void stream_pump(struct serve *sv, struct sstream *s);
 static void stream_lookup(struct serve *sv, struct sstream *s);
+static void mem_mark(struct serve *sv, struct sstream *s);
+static void win_check(struct serve *sv, struct sstream *s);
+static void win_take(struct serve *sv, struct sstream *s, struct pent *pe);
+static struct mrun *mrun_new(struct sstream *s, uint64_t first, uint32_t nrec,
+			     const uint8_t *run, size_t len);
 
 /* Fail everything waiting on s with status and forget s (once idle). */
 static void stream_kill(struct serve *sv, struct sstream *s, int status)
@@ -578,6 +667,7 @@ static void stream_kill(struct serve *sv, struct sstream *s, int status)
 	struct wait *w;
 
 	s->state = S_DEAD;
+	mem_mark(sv, s); /* its followers go back to the peer */
 	while ((w = TAILQ_FIRST(&s->wq))) {
 		TAILQ_REMOVE(&s->wq, w, link);
 		w->fn(sv, s, w, status);
@@ -605,6 +695,8 @@ static void stream_wait(struct serve *sv, const char *name, size_t n, int create
 		s->nlen = (uint8_t)n;
 		TAILQ_INIT(&s->wq);
 		TAILQ_INIT(&s->inflight);
+		TAILQ_INIT(&s->win);
+		LIST_INIT(&s->followers);
 		stream_hash(sv, s);
 		s->state = S_LOOKUP;
 		TAILQ_INSERT_TAIL(&s->wq, w, link);
@@ -837,6 +929,10 @@ static void on_sealed(void *arg, int idx, const struct hs_frame *f)
 	/* Everything below our epoch is final (see the design comment). */
 	s->released = HS_LSN(s->epoch, 0);
 	release_mark(sv, s);
+	if (s->nfollow) {
+		win_reset(sv, s, s->released + 1);
+		win_check(sv, s);
+	}
 	s->state = S_ACTIVE;
 	stream_pump(sv, s);
 }
@@ -940,6 +1036,7 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 	pe->first_lsn = HS_LSN(s->epoch, s->next_esn);
 	s->next_esn += r.nrecords;
 	hs_msg_store_run_open(&sv->sw[k], s->rec.log, pe->first_lsn);
+	pe->roff = b->frame.len;
 	hs_run_begin(&rb, &b->frame, 0, s->released, 0, &node, 1);
 	at = b->frame.len;
 	hs_buf_append(&b->frame, r.records, (size_t)(r.end - r.records));
@@ -956,6 +1053,7 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 	rb.n = r.nrecords;
 	hs_run_end(&rb);
 	hs_msg_wr_run_close(&sv->sw[k]);
+	pe->rlen = b->frame.len - pe->roff;
 	grow((void **)&b->runs, &b->cap, b->n + 1, sizeof(*b->runs));
 	b->runs[b->n++] = pe;
 	free(pe->run);
@@ -1002,9 +1100,12 @@ static void stream_advance(struct serve *sv, struct sstream *s)
 		TAILQ_REMOVE(&s->inflight, pe, flink);
 		s->inflight_bytes -= pe->len;
 		if (pe->first_lsn + pe->nrec - 1 > s->released) {
+			if (s->nfollow)
+				win_take(sv, s, pe);
 			s->released = pe->first_lsn + pe->nrec - 1;
 			release_mark(sv, s);
 		}
+		free(pe->mr);
 		free(pe);
 	}
 	stream_pump(sv, s);
@@ -1039,6 +1140,9 @@ static void on_stored(void *arg, int idx, const struct hs_frame *f)
 		hs_stored_next(&rd, &st, &seal);
 		pe->done = 1;
 		if (st == 0) {
+			if (s->nfollow && !pe->mr)
+				pe->mr = mrun_new(s, pe->first_lsn, pe->nrec,
+						  b->frame.data + pe->roff, pe->rlen);
 			creq_settle(sv, pe->rq, pe->idx, 0, pe->first_lsn, pe->nrec, 0, "");
 		} else {
 			creq_settle(sv, pe->rq, pe->idx, st, 0, 0, 0,
@@ -1047,6 +1151,7 @@ static void on_stored(void *arg, int idx, const struct hs_frame *f)
 				hs_warn("stream '%s': epoch %u sealed by another sequencer",
 					s->name, s->epoch);
 				s->state = S_DEAD;
+				mem_mark(sv, s); /* its followers go back to the peer */
 			}
 		}
 	}
@@ -1692,8 +1797,10 @@ static void trim_done(void *arg, int status, const uint8_t *val, size_t len, uin
 	if (status == 0 && hs_lrec_dec(val, len, &r) == 1) {
 		struct sstream *s = stream_find(a->sv, a->name, a->nlen);
 
-		if (s && r.trim > s->trim)
+		if (s && r.trim > s->trim) {
 			s->trim = r.trim;
+			mem_mark(a->sv, s); /* trimmed followers go to the peer */
+		}
 		trim_peer(a->sv, a->attrs.retention_ms /* the log id */, r.trim);
 		creq_settle(a->sv, a->rq, a->idx, 0, r.trim, 0, 0, "");
 	} else {
@@ -1777,6 +1884,13 @@ static void sub_delivered(struct serve *sv, struct cread *r, uint64_t lo, uint64
 static void sub_skipped(struct serve *sv, struct cread *r, uint64_t lo, uint64_t hi);
 static void sub_read_ended(struct serve *sv, struct cread *r, int status);
 static int64_t sub_room(const struct cread *r);
+/* Following from memory (below the reads). */
+static void mem_push(struct serve *sv, struct cread *r);
+static int mem_can_take(const struct cread *r);
+static void mem_take(struct serve *sv, struct cread *r);
+static void mem_flush(struct serve *sv);
+static void win_attach(struct serve *sv, struct cread *r);
+static void win_detach(struct serve *sv, struct cread *r);
 
 /* A subscription in memory: while a session runs, a lookup or a
  * checkpoint write is in flight. */
@@ -1803,7 +1917,7 @@ static void read_end(struct serve *sv, struct cread *r, int status)
 
 	if (r->state == R_DONE)
 		return;
-	if (r->state == R_RUN) {
+	if (r->state == R_RUN && !r->mem) {
 		struct hs_buf *out = hs_peers_out(sv->peers, data_peer(sv));
 
 		hs_peers_forget(sv->peers, data_peer(sv), r->peer_req);
@@ -1821,6 +1935,7 @@ static void read_end(struct serve *sv, struct cread *r, int status)
 		LIST_REMOVE(r, link);
 	}
 	if (r->s) {
+		win_detach(sv, r);
 		r->s->refs--;
 		r->s = NULL;
 	}
@@ -1835,6 +1950,10 @@ static void read_grant(struct serve *sv, struct cread *r)
 	int64_t want_r, want_b, add_r, add_b;
 	struct hs_buf *out;
 
+	if (r->mem) {
+		mem_push(sv, r);
+		return;
+	}
 	if (r->state != R_RUN || !r->cc || hs_conn_closing(r->cc->c) ||
 	    hs_conn_out_pending(r->cc->c) >= HS_CONN_HIGH_WATER)
 		return;
@@ -2013,6 +2132,10 @@ static void read_on_peer(void *arg, int idx, const struct hs_frame *f)
 			read_end(sv, r, 0);
 			return;
 		}
+		if (mem_can_take(r)) {
+			mem_take(sv, r);
+			return;
+		}
 		read_grant(sv, r);
 		return;
 	}
@@ -2028,6 +2151,9 @@ static void read_on_peer(void *arg, int idx, const struct hs_frame *f)
 		r->next = g.hi + 1;
 		if (r->sub)
 			sub_skipped(sv, r, g.lo, g.hi);
+		/* NORECORDS: the peer caught up with what it knows released. */
+		if (mem_can_take(r))
+			mem_take(sv, r);
 		return;
 	}
 	case HS_MSG_END: {
@@ -2076,6 +2202,18 @@ static void read_resolved(struct serve *sv, struct cread *r)
 		r->until = resolve(s, &r->puntil);
 	if (r->from < HS_LSN(1, 1))
 		r->from = HS_LSN(1, 1);
+	if ((r->flags & HS_CREAD_FOLLOW) && !r->child) {
+		win_attach(sv, r);
+		/* From the tail (or anywhere in the window): straight from memory. */
+		if (!(r->until && r->from >= r->until) && s->state == S_ACTIVE &&
+		    r->from >= s->win_lo && r->from > s->trim) {
+			r->state = R_RUN;
+			r->next = r->from;
+			r->mem = 1;
+			mem_push(sv, r);
+			return;
+		}
+	}
 	read_start_peer(sv, r);
 }
 
@@ -2243,6 +2381,347 @@ static void on_read_cancel(struct serve *sv, struct cconn *cc, const struct hs_f
 	/* A read still queued on its stream is freed when its turn comes. */
 	if (r && r->state != R_DONE)
 		read_end(sv, r, -ECANCELED);
+}
+
+/* ---- following from memory (design comment: FOLLOWING FROM MEMORY) ------- */
+
+static struct mrun *mrun_new(struct sstream *s, uint64_t first, uint32_t nrec,
+			     const uint8_t *run, size_t len)
+{
+	struct mrun *m = hs_xmalloc(sizeof(*m) + len);
+
+	m->s = s;
+	m->first = first;
+	m->nrec = nrec;
+	m->len = len;
+	memcpy(m->bytes, run, len);
+	return m;
+}
+
+static size_t mrun_cost(const struct mrun *m)
+{
+	return sizeof(*m) + m->len;
+}
+
+/* Push to s's memory followers at the end of the turn (mem_flush). */
+static void mem_mark(struct serve *sv, struct sstream *s)
+{
+	if (s->mem_dirty || !s->nfollow)
+		return;
+	s->mem_dirty = 1;
+	grow((void **)&sv->memdirty, &sv->capmem, sv->nmem + 1, sizeof(*sv->memdirty));
+	sv->memdirty[sv->nmem++] = s;
+}
+
+/* r leaves memory: a peer read stream from r->next takes over. */
+static void mem_to_peer(struct serve *sv, struct cread *r)
+{
+	r->mem = 0;
+	r->mcur = NULL;
+	r->from = r->next;
+	sv->follow_peer_fallbacks++;
+	read_start_peer(sv, r);
+}
+
+/* Memory followers of s whose next LSN fell below the window (evicted,
+ * or a hole reset it) go back to the peer. */
+static void win_check(struct serve *sv, struct sstream *s)
+{
+	struct cread *r, *nx;
+
+	for (r = LIST_FIRST(&s->followers); r; r = nx) {
+		nx = LIST_NEXT(r, flink);
+		if (r->mem && r->next < s->win_lo)
+			mem_to_peer(sv, r);
+	}
+}
+
+static void win_drop_head(struct serve *sv, struct sstream *s)
+{
+	struct mrun *m = TAILQ_FIRST(&s->win);
+
+	TAILQ_REMOVE(&s->win, m, slink);
+	TAILQ_REMOVE(&sv->win, m, glink);
+	s->win_bytes -= mrun_cost(m);
+	sv->win_bytes -= mrun_cost(m);
+	s->win_lo = m->first + m->nrec;
+	free(m);
+}
+
+/* Empty s's window; it holds LSNs from lo on.  The caller runs
+ * win_check() when s may have memory followers. */
+static void win_reset(struct serve *sv, struct sstream *s, uint64_t lo)
+{
+	while (!TAILQ_EMPTY(&s->win))
+		win_drop_head(sv, s);
+	s->win_lo = lo;
+}
+
+/* Keep s's window within FOLLOW_WIN_STREAM (but always its newest run)
+ * and all windows within FOLLOW_WIN_TOTAL, oldest release first. */
+static void win_evict(struct serve *sv, struct sstream *s)
+{
+	uint64_t n = 0;
+
+	while (s->win_bytes > FOLLOW_WIN_STREAM &&
+	       TAILQ_FIRST(&s->win) != TAILQ_LAST(&s->win, mrunq)) {
+		win_drop_head(sv, s);
+		n++;
+	}
+	if (n) {
+		sv->follow_win_evicted += n;
+		win_check(sv, s);
+	}
+	while (sv->win_bytes > FOLLOW_WIN_TOTAL) {
+		/* The globally oldest run is the oldest of its stream. */
+		struct sstream *x = TAILQ_FIRST(&sv->win)->s;
+
+		while (sv->win_bytes > FOLLOW_WIN_TOTAL && !TAILQ_EMPTY(&x->win) &&
+		       TAILQ_FIRST(&sv->win) == TAILQ_FIRST(&x->win)) {
+			win_drop_head(sv, x);
+			sv->follow_win_evicted++;
+		}
+		win_check(sv, x);
+	}
+}
+
+/* pe is being released (s->released is still the LSN before it): its run
+ * joins the window, or - without a copy (its STORE failed, or it was
+ * stored before the first follower came) - the window restarts after it. */
+static void win_take(struct serve *sv, struct sstream *s, struct pent *pe)
+{
+	struct mrun *m = pe->mr;
+
+	pe->mr = NULL;
+	if (!m || pe->first_lsn != s->released + 1 || s->win_lo > pe->first_lsn) {
+		free(m);
+		sv->follow_win_resets++;
+		win_reset(sv, s, pe->first_lsn + pe->nrec);
+		win_check(sv, s);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&s->win, m, slink);
+	TAILQ_INSERT_TAIL(&sv->win, m, glink);
+	s->win_bytes += mrun_cost(m);
+	sv->win_bytes += mrun_cost(m);
+	mem_mark(sv, s);
+	win_evict(sv, s);
+}
+
+/* A follow read of s starts: s keeps a window from now on. */
+static void win_attach(struct serve *sv, struct cread *r)
+{
+	struct sstream *s = r->s;
+
+	if (!s->nfollow++)
+		win_reset(sv, s, s->released + 1);
+	LIST_INSERT_HEAD(&s->followers, r, flink);
+	r->following = 1;
+}
+
+static void win_detach(struct serve *sv, struct cread *r)
+{
+	struct sstream *s = r->s;
+
+	if (!r->following)
+		return;
+	r->following = 0;
+	r->mem = 0;
+	r->mcur = NULL;
+	LIST_REMOVE(r, flink);
+	if (!--s->nfollow)
+		win_reset(sv, s, 0);
+}
+
+/* The run of s's window holding r->next, or NULL (not released yet). */
+static struct mrun *mem_find(struct sstream *s, struct cread *r)
+{
+	struct mrun *m = r->mcur;
+
+	if (m && r->next >= m->first && r->next - m->first < m->nrec)
+		return m;
+	/* Walk from the nearer end: a caught-up follower finds it at once. */
+	if (r->next - s->win_lo < s->released - r->next) {
+		TAILQ_FOREACH(m, &s->win, slink)
+			if (r->next - m->first < m->nrec || r->next < m->first)
+				break;
+	} else {
+		TAILQ_FOREACH_REVERSE(m, &s->win, mrunq, slink)
+			if (m->first <= r->next)
+				break;
+	}
+	if (m && (r->next < m->first || r->next - m->first >= m->nrec))
+		m = NULL;
+	r->mcur = m;
+	return m;
+}
+
+/* How many of the n records of rr from index idx fit in credit payload
+ * bytes - at least one, as the peer sends one run past a positive credit. */
+static uint64_t fit_bytes(const struct hs_run *rr, uint32_t idx, uint64_t n, int64_t credit)
+{
+	const uint8_t *p = rr->records;
+	int64_t pay = 0;
+	uint64_t k = 0;
+
+	if (!idx && n == rr->nrecords &&
+	    (int64_t)((size_t)(rr->end - rr->records) - HS_RUN_REC_HDR * (size_t)n) <= credit)
+		return n;
+	for (uint32_t i = 0; i < idx; i++)
+		p += HS_RUN_REC_HDR + hs_get32(p + 8);
+	while (k < n) {
+		pay += hs_get32(p + 8);
+		if (k && pay > credit)
+			break;
+		k++;
+		p += HS_RUN_REC_HDR + hs_get32(p + 8);
+	}
+	return k;
+}
+
+/*
+ * Send r what s's window holds from r->next on, as far as its credit
+ * (records, payload bytes, the subscription's max_unacked), its limit and
+ * until, and its connection's high-water mark allow: one DELIVER (split at
+ * FOLLOW_FRAME_TARGET) built straight into the connection's output.  A
+ * follower that cannot be served from memory goes back to the peer.
+ */
+static void mem_push(struct serve *sv, struct cread *r)
+{
+	struct sstream *s = r->s;
+	struct hs_conn *c;
+	struct hs_buf *out = NULL;
+	struct hs_msg_wr w;
+	int open = 0;
+
+	if (!r->mem || r->state != R_RUN || !r->cc || hs_conn_closing(r->cc->c))
+		return;
+	c = r->cc->c;
+	if (s->state != S_ACTIVE || r->next <= s->trim || r->next < s->win_lo) {
+		mem_to_peer(sv, r);
+		return;
+	}
+	while (r->next <= s->released) {
+		struct hs_run rr;
+		struct mrun *m;
+		uint64_t n, room, pay;
+		uint32_t idx;
+		size_t before;
+
+		if ((r->until && r->next >= r->until) || (r->limit && r->sent >= r->limit) ||
+		    hs_conn_out_pending(c) >= HS_CONN_HIGH_WATER)
+			break;
+		room = r->unl_rec ? UINT64_MAX : r->cl_rec > 0 ? (uint64_t)r->cl_rec : 0;
+		if (r->sub && (uint64_t)sub_room(r) < room)
+			room = (uint64_t)sub_room(r);
+		if (!room || (!r->unl_bytes && r->cl_bytes <= 0))
+			break;
+		m = mem_find(s, r);
+		if (!m || hs_run_parse_nocrc(m->bytes, m->len, &rr) < 0) {
+			/* Cannot happen while the window invariant holds. */
+			hs_warn("read of '%s': LSN %llu missing from the follow window", s->name,
+				(unsigned long long)r->next);
+			if (open)
+				hs_msg_wr_end(&w);
+			mem_to_peer(sv, r);
+			return;
+		}
+		idx = (uint32_t)(r->next - m->first);
+		n = m->nrec - idx;
+		if (n > room)
+			n = room;
+		if (r->limit && n > r->limit - r->sent)
+			n = r->limit - r->sent;
+		if (r->until && n > r->until - r->next)
+			n = r->until - r->next;
+		if (!r->unl_bytes)
+			n = fit_bytes(&rr, idx, n, r->cl_bytes);
+		if (open && hs_msg_wr_size(&w) + m->len + 12 > FOLLOW_FRAME_TARGET) {
+			hs_msg_wr_end(&w);
+			open = 0;
+		}
+		if (!open) {
+			out = hs_conn_out(c);
+			hs_msg_deliver_begin(&w, out, r->req, r->read_id);
+			open = 1;
+			sv->follow_mem_frames++;
+		}
+		before = out->len;
+		if (!idx && n == m->nrec) {
+			hs_msg_deliver_run(&w, m->first, m->bytes, m->len);
+		} else {
+			hs_msg_deliver_run_open(&w, r->next);
+			hs_run_slice(&rr, idx, (uint32_t)n, out);
+			hs_msg_wr_run_close(&w);
+		}
+		/* The client's byte credit counts payload bytes only. */
+		pay = out->len - before - 12 - HS_RUN_HDR - 4 - 4 * (size_t)rr.ncopyset -
+		      HS_RUN_REC_HDR * n;
+		r->sent += n;
+		r->cl_rec -= (int64_t)n;
+		r->cl_bytes -= (int64_t)pay;
+		sv->records_delivered += n;
+		sv->follow_mem_delivered += n;
+		if (r->sub)
+			sub_delivered(sv, r, r->next, n, pay);
+		r->next += n;
+		r->mcur = r->next - m->first < m->nrec ? m : TAILQ_NEXT(m, slink);
+	}
+	if (open)
+		hs_msg_wr_end(&w);
+	if ((r->until && r->next >= r->until) || (r->limit && r->sent >= r->limit))
+		read_end(sv, r, 0);
+}
+
+/* Should the peer-read follower r move to memory?  When the window holds
+ * its next LSN and it is caught up or in the newer half of the window, so
+ * that a follower at the window's old edge does not flip between memory
+ * and peer on every eviction. */
+static int mem_can_take(const struct cread *r)
+{
+	const struct sstream *s = r->s;
+
+	if (!r->following || r->mem || r->state != R_RUN || s->state != S_ACTIVE ||
+	    r->next < s->win_lo || r->next <= s->trim)
+		return 0;
+	return r->next > s->released || r->next - s->win_lo >= (s->released + 1 - s->win_lo) / 2;
+}
+
+/* Stop r's peer stream (its frames still in flight are dropped with the
+ * registration) and serve it from memory. */
+static void mem_take(struct serve *sv, struct cread *r)
+{
+	struct hs_buf *out = hs_peers_out(sv->peers, data_peer(sv));
+
+	hs_peers_forget(sv->peers, data_peer(sv), r->peer_req);
+	if (out) {
+		struct hs_stop st = { .stream = r->sid };
+
+		hs_msg_stop_enc(out, hs_peers_next_id(sv->peers), &st);
+	}
+	r->mem = 1;
+	r->mcur = NULL;
+	r->out_rec = r->out_bytes = 0;
+	sv->follow_mem_switches++;
+	mem_push(sv, r);
+}
+
+/* End of turn: every memory follower of a stream released this turn gets
+ * its new records (one DELIVER each). */
+static void mem_flush(struct serve *sv)
+{
+	for (size_t i = 0; i < sv->nmem; i++) {
+		struct sstream *s = sv->memdirty[i];
+		struct cread *r, *nx;
+
+		s->mem_dirty = 0;
+		for (r = LIST_FIRST(&s->followers); r; r = nx) {
+			nx = LIST_NEXT(r, flink);
+			if (r->mem)
+				mem_push(sv, r);
+		}
+	}
+	sv->nmem = 0;
 }
 
 /* ---- subscriptions (design comment: SUBSCRIPTIONS) ----------------------- */
@@ -3202,6 +3681,13 @@ static void on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs_f
 		hs_msg_kv_addu(&w, "serve", "sub_redelivered", sv->sub_redelivered);
 		hs_msg_kv_addu(&w, "serve", "sub_dropped", sv->sub_dropped);
 		hs_msg_kv_addu(&w, "serve", "sub_checkpoint_writes", sv->sub_ckpt_writes);
+		hs_msg_kv_addu(&w, "serve", "follow_mem_delivered", sv->follow_mem_delivered);
+		hs_msg_kv_addu(&w, "serve", "follow_mem_frames", sv->follow_mem_frames);
+		hs_msg_kv_addu(&w, "serve", "follow_mem_switches", sv->follow_mem_switches);
+		hs_msg_kv_addu(&w, "serve", "follow_peer_fallbacks", sv->follow_peer_fallbacks);
+		hs_msg_kv_addu(&w, "serve", "follow_window_bytes", sv->win_bytes);
+		hs_msg_kv_addu(&w, "serve", "follow_window_evicted", sv->follow_win_evicted);
+		hs_msg_kv_addu(&w, "serve", "follow_window_resets", sv->follow_win_resets);
 		hs_msg_kv_addu(&w, "serve", "proposer_id", sv->proposer_id);
 		hs_msg_kv_addu(&w, "serve", "register_busy_keys", hs_reg_proposer_busy(sv->prop));
 	}
@@ -3221,6 +3707,8 @@ static void on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs_f
 			hs_msg_kv_addu(&w, scope, "records", s->records);
 			hs_msg_kv_addu(&w, scope, "bytes", s->bytes);
 			hs_msg_kv_addu(&w, scope, "inflight_bytes", s->inflight_bytes);
+			hs_msg_kv_addu(&w, scope, "followers", (uint64_t)s->nfollow);
+			hs_msg_kv_addu(&w, scope, "follow_window_bytes", s->win_bytes);
 		}
 	}
 	if (m.scopes & HS_STATS_PEERS) {
@@ -3367,10 +3855,13 @@ static void on_client_frame(struct hs_conn *c, const struct hs_frame *f, void *a
 static void on_client_writable(struct hs_conn *c, void *arg)
 {
 	struct cconn *cc = arg;
-	struct cread *r;
+	struct cread *r, *nx;
 
-	LIST_FOREACH(r, &cc->reads, link)
+	/* A read served from memory may end here (limit, until). */
+	for (r = LIST_FIRST(&cc->reads); r; r = nx) {
+		nx = LIST_NEXT(r, link);
 		read_grant(cc->sv, r);
+	}
 }
 
 static void on_client_closed(struct hs_conn *c, int err, void *arg)
@@ -3754,6 +4245,7 @@ static void before_sleep(struct hs_loop *l, void *arg)
 	}
 	if (sv->reg_dirty)
 		hs_loop_wake_now(l);
+	mem_flush(sv);
 	batches_flush(sv);
 }
 
@@ -3995,6 +4487,7 @@ int main(int argc, char **argv)
 	sv->durability = HS_DUR_SYNC;
 	TAILQ_INIT(&sv->lru);
 	TAILQ_INIT(&sv->unacked);
+	TAILQ_INIT(&sv->win);
 	LIST_INIT(&sv->conns);
 	LIST_INIT(&sv->subs);
 	hs_cli_init(&sv->cli, argv[0], HS_LOG_WARN, usage_text, help_text);
