@@ -1,0 +1,1089 @@
+/*
+ * admin.c - the admin requests of hs-serve (serve.h): streams,
+ * subscriptions, stats and cluster status.
+ *
+ * STREAMS.  A create is one register change of "s/<name>" (meta.h; the
+ * proposer sends all keys changed in a turn in one frame per acceptor, so
+ * 1000 creates cost one or two round trips); log ids are random below
+ * 2^62.  A stream's log record "l/<id>" is created by its first activation
+ * (seq.c).  Listing asks every peer (REG_LIST, proto.h) and merges by
+ * highest accepted ballot; it is not linearizable against concurrent
+ * creates (a create racing a list may or may not appear).
+ *
+ * SUBSCRIPTIONS.  SUB_CREATE resolves its position on the active stream
+ * and creates the register "u/<name>"; SUB_DELETE removes it; SUB_INFO
+ * reads it (and the session in memory, read.c); SUB_LIST is a list of the
+ * "u/" keys.  @time positions are not accepted by SUB_CREATE this round
+ * (-HS_EUSAGE).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "serve.h"
+
+#define LIST_PAGE 1000
+
+/* ---- stream admin ------------------------------------------------------- */
+
+struct adm {
+	struct serve *sv;
+	struct creq *rq;
+	uint32_t idx;
+	uint64_t log;             /* new or existing log id */
+	struct hs_stream_attrs attrs;
+	struct wait w;            /* trim, info */
+	struct hs_pos pos;
+	char name[HS_NAME_MAX + 1];
+	uint8_t nlen;
+};
+
+static int fn_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		     struct hs_buf *out)
+{
+	struct adm *a = arg;
+	struct hs_srec r;
+	int rc = hs_srec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && !(r.flags & HS_SREC_DELETED)) {
+		a->log = r.log;
+		return -HS_EEXIST;
+	}
+	hs_serve_srec_from_attrs(a->sv, &a->attrs, a->log, &r);
+	hs_srec_enc(&r, out);
+	return 0;
+}
+
+static void create_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct adm *a = arg;
+
+	if (status != -ECANCELED)
+		hs_serve_creq_settle(a->sv, a->rq, a->idx, status,
+				     status == 0 || status == -HS_EEXIST ? a->log : 0, 0, 0, "");
+	free(a);
+}
+
+void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_create_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_STREAM_CREATE, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed STREAM_CREATE body");
+		return;
+	}
+	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_STREAM_CREATE, l.n);
+	if (!l.n) {
+		hs_serve_creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_create_next(&l, &e) == 1; i++) {
+		struct adm *a;
+		uint8_t key[HS_REG_KEY_MAX + 2];
+
+		if (e.stream_len > HS_META_NAME_MAX) {
+			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
+			continue;
+		}
+		if ((e.attrs.mask & HS_ATTR_REPLICATION) && e.attrs.replication != 1) {
+			/* Only R = 1 this release (issue 4 adds more). */
+			hs_serve_creq_settle(sv, rq, i, -HS_ECONFIG, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		a->attrs = e.attrs;
+		a->log = hs_serve_new_log_id();
+		if (hs_serve_reg_change(sv, key, hs_meta_skey(key, e.stream, e.stream_len),
+					fn_create, create_done, a) < 0) {
+			free(a);
+			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
+			continue;
+		}
+		sv->creates++;
+	}
+	if (--rq->left == 0)
+		hs_serve_creq_reply(sv, rq);
+}
+
+static int fn_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		     struct hs_buf *out)
+{
+	struct adm *a = arg;
+	struct hs_srec r;
+	int rc = hs_srec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || (r.flags & HS_SREC_DELETED))
+		return -HS_ENOSTREAM;
+	a->log = r.log;
+	r.flags |= HS_SREC_DELETED;
+	hs_srec_enc(&r, out);
+	return 0;
+}
+
+static void trim_peer(struct serve *sv, uint64_t log, uint64_t trim)
+{
+	struct hs_buf *out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
+	struct hs_trim m = { .log = log, .trim = trim };
+
+	/* With the link down the trim is lost: the register keeps the
+	 * deleted flag and the trim point, so nothing reads it again. */
+	if (out)
+		hs_msg_trim_enc(out, hs_peers_next_id(sv->peers), &m);
+}
+
+static void delete_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct adm *a = arg;
+	struct serve *sv = a->sv;
+
+	if (status == -ECANCELED) {
+		free(a);
+		return;
+	}
+	if (status == 0) {
+		struct sstream *s = hs_serve_stream_find(sv, a->name, a->nlen);
+
+		trim_peer(sv, a->log, UINT64_MAX - 1);
+		if (s && s->state != S_LOOKUP)
+			hs_serve_stream_kill(sv, s, -HS_ENOSTREAM);
+		sv->deletes++;
+	}
+	hs_serve_creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
+	free(a);
+}
+
+void hs_serve_on_delete(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_name_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_STREAM_DELETE, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed STREAM_DELETE body");
+		return;
+	}
+	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_STREAM_DELETE, l.n);
+	if (!l.n) {
+		hs_serve_creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_name_next(&l, &e) == 1; i++) {
+		struct adm *a;
+		uint8_t key[HS_REG_KEY_MAX + 2];
+
+		if (e.name_len > HS_META_NAME_MAX) {
+			hs_serve_creq_settle(sv, rq, i, -HS_ENOSTREAM, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		memcpy(a->name, e.name, e.name_len);
+		a->nlen = e.name_len;
+		if (hs_serve_reg_change(sv, key, hs_meta_skey(key, e.name, e.name_len), fn_delete,
+					delete_done, a) < 0) {
+			free(a);
+			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
+		}
+	}
+	if (--rq->left == 0)
+		hs_serve_creq_reply(sv, rq);
+}
+
+/* ---- stream info and trim ------------------------------------------------ */
+
+static void fill_info(const struct sstream *s, struct hs_stream_info *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->log = s->rec.log;
+	in->attrs.mask = HS_ATTR_ALL;
+	in->attrs.replication = s->rec.replication ? s->rec.replication : 1;
+	in->attrs.durability = s->rec.durability ? s->rec.durability : HS_DUR_SYNC;
+	in->attrs.retention_ms = s->rec.retention_ms;
+	in->attrs.offload_after_ms = s->rec.offload_after_ms;
+	in->head = hs_serve_stream_head(s);
+	in->tail = hs_serve_stream_tail(s);
+	in->trim = s->trim;
+	in->tier1_trim = s->trim;
+	in->offload = 0;
+	in->records = hs_serve_stream_count(s);
+	in->bytes = UINT64_MAX;
+	in->created_ms = s->rec.created_ms;
+}
+
+/* STREAM_INFO: one STREAMS reply for the whole request, built when every
+ * entry is settled. */
+struct inforeq {
+	struct serve *sv;
+	struct cconn *cc;
+	uint64_t id;
+	uint32_t n, left;
+	struct infoent {
+		struct adm a;
+		int32_t status;
+		struct hs_stream_info info;
+	} *e;
+	LIST_ENTRY(inforeq) link;
+};
+
+static void inforeq_done(struct serve *sv, struct inforeq *q)
+{
+	if (q->cc)
+		LIST_REMOVE(q, link);
+	if (q->cc && !hs_conn_closing(q->cc->c)) {
+		struct hs_msg_wr w;
+
+		hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+		for (uint32_t i = 0; i < q->n; i++)
+			hs_msg_streams_add(&w, q->e[i].status, q->e[i].a.name, q->e[i].a.nlen,
+					   q->e[i].status ? NULL : &q->e[i].info);
+		hs_msg_wr_end(&w);
+	}
+	free(q->e);
+	free(q);
+}
+
+static void info_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
+	struct infoent *ie = (struct infoent *)a;
+	struct inforeq *q = (struct inforeq *)a->rq;
+
+	ie->status = status;
+	if (!status)
+		fill_info(s, &ie->info);
+	if (--q->left == 0)
+		inforeq_done(sv, q);
+}
+
+void hs_serve_on_info(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_name_ent e;
+	struct inforeq *q;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_STREAM_INFO, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed STREAM_INFO body");
+		return;
+	}
+	q = hs_xcalloc(1, sizeof(*q));
+	q->sv = sv;
+	q->cc = cc; /* on_closed sets it to NULL */
+	LIST_INSERT_HEAD(&cc->infos, q, link);
+	q->id = f->id;
+	q->n = l.n;
+	q->left = l.n + 1;
+	q->e = hs_xcalloc(l.n ? l.n : 1, sizeof(*q->e));
+	for (; hs_name_next(&l, &e) == 1; i++) {
+		struct adm *a = &q->e[i].a;
+
+		a->sv = sv;
+		a->rq = (struct creq *)q;
+		a->idx = i;
+		memcpy(a->name, e.name, e.name_len);
+		a->nlen = e.name_len;
+		a->w.fn = info_ready;
+		if (e.name_len > HS_META_NAME_MAX) {
+			q->e[i].status = -HS_ENOSTREAM;
+			q->left--;
+			continue;
+		}
+		hs_serve_stream_wait(sv, e.name, e.name_len, 0, NULL, &a->w);
+	}
+	if (--q->left == 0)
+		inforeq_done(sv, q);
+}
+
+static int fn_trim(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		   struct hs_buf *out)
+{
+	struct adm *a = arg;
+	struct hs_lrec r;
+	int rc = hs_lrec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (r.trim >= a->log)
+		return HS_REG_SAME;
+	r.trim = a->log;
+	hs_lrec_enc(&r, out);
+	return 0;
+}
+
+static void trim_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct adm *a = arg;
+	struct hs_lrec r;
+
+	if (status == -ECANCELED) {
+		free(a);
+		return;
+	}
+	if (status == 0 && hs_lrec_dec(val, len, &r) == 1) {
+		struct sstream *s = hs_serve_stream_find(a->sv, a->name, a->nlen);
+
+		if (s && r.trim > s->trim) {
+			s->trim = r.trim;
+			hs_serve_mem_mark(a->sv, s); /* trimmed followers go to the peer */
+		}
+		trim_peer(a->sv, a->attrs.retention_ms /* the log id */, r.trim);
+		hs_serve_creq_settle(a->sv, a->rq, a->idx, 0, r.trim, 0, 0, "");
+	} else {
+		hs_serve_creq_settle(a->sv, a->rq, a->idx, status ? status : -HS_EDATA, 0, 0, 0,
+				     "");
+	}
+	free(a);
+}
+
+static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
+	uint8_t key[16];
+	uint64_t before, t;
+
+	if (status < 0 || a->pos.kind == HS_POS_TIME) {
+		hs_serve_creq_settle(sv, a->rq, a->idx, status < 0 ? status : -HS_EUSAGE, 0, 0, 0,
+				     "");
+		free(a);
+		return;
+	}
+	before = hs_serve_resolve(s, &a->pos);
+	t = before ? before - 1 : 0;
+	/* Never past what was written: the tail is the limit. */
+	if (t >= hs_serve_stream_tail(s))
+		t = hs_serve_stream_tail(s) - 1;
+	if (t <= s->trim) {
+		hs_serve_creq_settle(sv, a->rq, a->idx, 0, s->trim, 0, 0, "");
+		free(a);
+		return;
+	}
+	a->log = t;                        /* the new trim point, for fn_trim */
+	a->attrs.retention_ms = s->rec.log; /* the log id, for trim_done */
+	if (hs_serve_reg_change(sv, key, hs_meta_lkey(key, s->rec.log), fn_trim, trim_done, a) <
+	    0) {
+		hs_serve_creq_settle(sv, a->rq, a->idx, -HS_EINTERNAL, 0, 0, 0, "");
+		free(a);
+	}
+}
+
+void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_trim_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_STREAM_TRIM, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed STREAM_TRIM body");
+		return;
+	}
+	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_STREAM_TRIM, l.n);
+	if (!l.n) {
+		hs_serve_creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_trim_next(&l, &e) == 1; i++) {
+		struct adm *a;
+
+		if (e.stream_len > HS_META_NAME_MAX) {
+			hs_serve_creq_settle(sv, rq, i, -HS_ENOSTREAM, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		a->pos = e.before;
+		memcpy(a->name, e.stream, e.stream_len);
+		a->nlen = e.stream_len;
+		a->w.fn = trim_ready;
+		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
+	}
+	if (--rq->left == 0)
+		hs_serve_creq_reply(sv, rq);
+}
+
+struct subadm {
+	struct wait w;            /* first: the stream wait */
+	struct serve *sv;
+	struct creq *rq;
+	uint32_t idx;
+	struct hs_pos from;
+	struct hs_urec rec;       /* what to write */
+	char name[HS_NAME_MAX + 1];
+	uint8_t nlen;
+};
+
+static int fn_sub_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+			 struct hs_buf *out)
+{
+	struct subadm *a = arg;
+	struct hs_urec r;
+	int rc = hs_urec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && !(r.flags & HS_UREC_DELETED))
+		return -HS_EEXIST;
+	hs_urec_enc(&a->rec, out);
+	return 0;
+}
+
+static void subcreate_done(void *arg, int status, const uint8_t *val, size_t len,
+			   uint64_t version)
+{
+	struct subadm *a = arg;
+
+	if (status != -ECANCELED)
+		hs_serve_creq_settle(a->sv, a->rq, a->idx, status, status ? 0 : a->rec.checkpoint,
+				     0, 0, "");
+	free(a);
+}
+
+static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct subadm *a = (struct subadm *)w;
+	uint8_t key[HS_REG_KEY_MAX + 2];
+
+	if (status >= 0 && a->from.kind == HS_POS_TIME)
+		status = -HS_EUSAGE; /* @time: not this round (design comment) */
+	if (status < 0) {
+		hs_serve_creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
+		free(a);
+		return;
+	}
+	a->rec.log = s->rec.log;
+	a->rec.checkpoint =
+	    a->from.kind == HS_POS_NONE ? hs_serve_stream_tail(s) : hs_serve_resolve(s, &a->from);
+	if (a->rec.checkpoint < HS_LSN(1, 1))
+		a->rec.checkpoint = HS_LSN(1, 1);
+	a->rec.created_ms = hs_wall_ms();
+	if (hs_serve_reg_change(sv, key, hs_serve_sub_key(key, a->name, a->nlen), fn_sub_create,
+				subcreate_done, a) < 0) {
+		hs_serve_creq_settle(sv, a->rq, a->idx, -HS_EINTERNAL, 0, 0, 0, "");
+		free(a);
+	}
+}
+
+void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_subcreate_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_SUB_CREATE, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed SUB_CREATE body");
+		return;
+	}
+	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_SUB_CREATE, l.n);
+	if (!l.n) {
+		hs_serve_creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_sub_create_next(&l, &e) == 1; i++) {
+		struct subadm *a;
+
+		if (e.sub_len > HS_META_NAME_MAX || e.stream_len > HS_META_NAME_MAX) {
+			int st = e.sub_len > HS_META_NAME_MAX ? -HS_EDATA : -HS_ENOSTREAM;
+
+			hs_serve_creq_settle(sv, rq, i, st, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		a->from = e.from;
+		memcpy(a->name, e.sub, e.sub_len);
+		a->nlen = e.sub_len;
+		a->rec.ack_timeout_ms = e.ack_timeout_ms ? e.ack_timeout_ms : HS_SUB_ACK_TIMEOUT_DEFAULT;
+		a->rec.max_unacked = e.max_unacked ? e.max_unacked : HS_SUB_MAX_UNACKED_DEFAULT;
+		memcpy(a->rec.stream, e.stream, e.stream_len);
+		a->rec.stream_len = e.stream_len;
+		a->w.fn = subcreate_ready;
+		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
+	}
+	if (--rq->left == 0)
+		hs_serve_creq_reply(sv, rq);
+}
+
+static int fn_sub_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+			 struct hs_buf *out)
+{
+	struct hs_urec r;
+	int rc = hs_urec_dec(cur, len, &r);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || (r.flags & HS_UREC_DELETED))
+		return -HS_ENOENT;
+	r.flags |= HS_UREC_DELETED;
+	hs_urec_enc(&r, out);
+	return 0;
+}
+
+static void subdelete_done(void *arg, int status, const uint8_t *val, size_t len,
+			   uint64_t version)
+{
+	struct subadm *a = arg;
+	struct serve *sv = a->sv;
+
+	if (status == -ECANCELED) {
+		free(a);
+		return;
+	}
+	if (status == 0) {
+		struct ssub *u = hs_serve_ssub_find(sv, a->name, a->nlen);
+
+		if (u) {
+			/* Nothing more to persist for it. */
+			u->want = u->rec.checkpoint;
+			if (u->sess)
+				hs_serve_read_end(sv, u->sess, -HS_ENOENT);
+		}
+	}
+	hs_serve_creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
+	free(a);
+}
+
+void hs_serve_on_sub_delete(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_name_ent e;
+	struct creq *rq;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_SUB_DELETE, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed SUB_DELETE body");
+		return;
+	}
+	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_SUB_DELETE, l.n);
+	if (!l.n) {
+		hs_serve_creq_reply(sv, rq);
+		return;
+	}
+	rq->left++;
+	for (; hs_name_next(&l, &e) == 1; i++) {
+		struct subadm *a;
+		uint8_t key[HS_REG_KEY_MAX + 2];
+
+		if (e.name_len > HS_META_NAME_MAX) {
+			hs_serve_creq_settle(sv, rq, i, -HS_ENOENT, 0, 0, 0, "");
+			continue;
+		}
+		a = hs_xcalloc(1, sizeof(*a));
+		a->sv = sv;
+		a->rq = rq;
+		a->idx = i;
+		memcpy(a->name, e.name, e.name_len);
+		a->nlen = e.name_len;
+		if (hs_serve_reg_change(sv, key, hs_serve_sub_key(key, e.name, e.name_len),
+					fn_sub_delete, subdelete_done, a) < 0) {
+			free(a);
+			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
+		}
+	}
+	if (--rq->left == 0)
+		hs_serve_creq_reply(sv, rq);
+}
+
+/* The info of a subscription: the register, with the session's figures
+ * when one runs here. */
+static void sub_fill_info(struct serve *sv, const char *name, size_t n, const struct hs_urec *rec,
+			  struct hs_sub_info *in)
+{
+	struct ssub *u = hs_serve_ssub_find(sv, name, n);
+
+	memset(in, 0, sizeof(*in));
+	in->stream = rec->stream;
+	in->stream_len = rec->stream_len;
+	in->ack_timeout_ms = rec->ack_timeout_ms;
+	in->max_unacked = rec->max_unacked;
+	in->checkpoint = rec->checkpoint;
+	if (!u || u->rec.created_ms != rec->created_ms)
+		return;
+	if (u->want > in->checkpoint)
+		in->checkpoint = u->want;
+	if (u->live) {
+		uint64_t c = hs_subwin_checkpoint(&u->win);
+
+		if (c > in->checkpoint)
+			in->checkpoint = c;
+		in->delivered = u->win.delivered;
+		in->unacked = u->win.unacked > UINT32_MAX ? UINT32_MAX : (uint32_t)u->win.unacked;
+	}
+	in->consumers = u->sess ? 1 : 0;
+}
+
+/* SUB_INFO: one SUBS reply once every lookup is back. */
+struct subreq {
+	struct serve *sv;
+	struct cconn *cc;         /* NULL once the connection closed */
+	uint64_t id;
+	uint32_t n, left;
+	struct subent {
+		struct subreq *q;
+		int32_t status;
+		struct hs_urec rec;
+		char name[HS_NAME_MAX + 1];
+		uint8_t nlen;
+	} *e;
+	LIST_ENTRY(subreq) link;
+};
+
+static void subreq_done(struct serve *sv, struct subreq *q)
+{
+	if (q->cc)
+		LIST_REMOVE(q, link);
+	if (q->cc && !hs_conn_closing(q->cc->c)) {
+		struct hs_msg_wr w;
+
+		hs_msg_subs_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+		for (uint32_t i = 0; i < q->n; i++) {
+			struct subent *e = &q->e[i];
+			struct hs_sub_info in;
+
+			if (!e->status)
+				sub_fill_info(sv, e->name, e->nlen, &e->rec, &in);
+			hs_msg_subs_add(&w, e->status, e->name, e->nlen, e->status ? NULL : &in);
+		}
+		hs_msg_wr_end(&w);
+	}
+	free(q->e);
+	free(q);
+}
+
+static void subinfo_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
+{
+	struct subent *e = arg;
+	struct subreq *q = e->q;
+
+	if (status == -ECANCELED)
+		return;
+	if (status == 0 && hs_urec_dec(val, len, &e->rec) != 1)
+		status = -HS_EDATA;
+	e->status = status;
+	if (--q->left == 0)
+		subreq_done(q->sv, q);
+}
+
+void hs_serve_on_sub_info(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_clist l;
+	struct hs_name_ent ne;
+	struct subreq *q;
+	uint32_t i = 0;
+
+	if (hs_msg_clist_dec(HS_MSG_SUB_INFO, f->body, f->body_len, &l) < 0) {
+		hs_serve_proto_close(cc, "malformed SUB_INFO body");
+		return;
+	}
+	q = hs_xcalloc(1, sizeof(*q));
+	q->sv = sv;
+	q->cc = cc;
+	LIST_INSERT_HEAD(&cc->subreqs, q, link);
+	q->id = f->id;
+	q->n = l.n;
+	q->left = l.n + 1;
+	q->e = hs_xcalloc(l.n ? l.n : 1, sizeof(*q->e));
+	for (; hs_name_next(&l, &ne) == 1; i++) {
+		struct subent *e = &q->e[i];
+		uint8_t key[HS_REG_KEY_MAX + 2];
+
+		e->q = q;
+		memcpy(e->name, ne.name, ne.name_len);
+		e->nlen = ne.name_len;
+		if (ne.name_len > HS_META_NAME_MAX ||
+		    hs_serve_reg_change(sv, key, hs_serve_sub_key(key, ne.name, ne.name_len),
+					hs_serve_fn_sub_exists, subinfo_done, e) < 0) {
+			e->status = -HS_ENOENT;
+			q->left--;
+		}
+	}
+	if (--q->left == 0)
+		subreq_done(sv, q);
+}
+
+/* ---- stream list (REG_LIST to every peer, merged) --------------------- */
+
+struct lent {
+	uint8_t key[HS_REG_KEY_MAX];
+	uint8_t klen;
+	struct hs_reg_ballot b;
+	struct hs_srec rec;
+	struct hs_urec urec;      /* SUB_LIST */
+	int ok;                   /* decoded and not deleted */
+};
+
+struct listreq {
+	struct serve *sv;
+	struct cconn *cc;
+	uint64_t id;
+	uint32_t max;
+	uint8_t flags;
+	uint16_t type;            /* STREAM_LIST or SUB_LIST */
+	char filter[HS_NAME_MAX + 1]; /* SUB_LIST: only this stream's */
+	uint8_t filter_len;
+	int waiting, replies, failed;
+	struct lent *e;
+	size_t n, cap;
+	int cut_set;              /* some peer had more: only keys <= cut */
+	uint8_t cut[HS_REG_KEY_MAX];
+	uint8_t cutlen;
+	LIST_ENTRY(listreq) link;
+};
+
+static int keycmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+
+	return c ? c : (an > bn) - (an < bn);
+}
+
+static int lent_cmp(const void *x, const void *y)
+{
+	const struct lent *a = x, *b = y;
+	int c = keycmp(a->key, a->klen, b->key, b->klen);
+
+	return c ? c : -hs_reg_ballot_cmp(&a->b, &b->b); /* highest ballot first */
+}
+
+static void list_finish(struct serve *sv, struct listreq *q)
+{
+	int quorum = sv->npeers / 2 + 1;
+	struct hs_msg_wr w;
+	uint32_t sent = 0;
+	int more = 0;
+
+	if (q->cc)
+		LIST_REMOVE(q, link);
+	if (!q->cc || hs_conn_closing(q->cc->c))
+		goto out;
+	if (q->replies < quorum) {
+		hs_msg_result_encf(hs_conn_out(q->cc->c), q->id, -HS_EUNAVAIL,
+				   "no quorum of peers answered (%d of %d)", q->replies, sv->npeers);
+		goto out;
+	}
+	qsort(q->e, q->n, sizeof(*q->e), lent_cmp);
+	if (q->type == HS_MSG_SUB_LIST)
+		hs_msg_subs_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+	else
+		hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
+	for (size_t i = 0; i < q->n; i++) {
+		struct lent *e = &q->e[i];
+		struct hs_stream_info in, *inp = NULL;
+
+		if (i && e->klen == q->e[i - 1].klen && !memcmp(e->key, q->e[i - 1].key, e->klen))
+			continue; /* a lower ballot of the same key */
+		if (q->cut_set && keycmp(e->key, e->klen, q->cut, q->cutlen) > 0) {
+			more = 1;
+			break;
+		}
+		if (!e->ok)
+			continue;
+		if (sent == q->max) {
+			more = 1;
+			break;
+		}
+		if (q->type == HS_MSG_SUB_LIST) {
+			struct hs_sub_info si;
+
+			if (q->filter_len && (e->urec.stream_len != q->filter_len ||
+					      memcmp(e->urec.stream, q->filter, q->filter_len)))
+				continue;
+			if (q->flags & HS_LIST_INFO)
+				sub_fill_info(sv, (const char *)e->key + 2, e->klen - 2u, &e->urec, &si);
+			hs_msg_subs_add(&w, 0, (const char *)e->key + 2, e->klen - 2u,
+					q->flags & HS_LIST_INFO ? &si : NULL);
+			sent++;
+			continue;
+		}
+		if (q->flags & HS_LIST_INFO) {
+			struct sstream *s =
+			    hs_serve_stream_find(sv, (const char *)e->key + 2, e->klen - 2u);
+
+			if (s && s->state == S_ACTIVE && s->rec.log == e->rec.log) {
+				fill_info(s, &in);
+			} else {
+				/* Not active here: what the record says; positions unknown. */
+				memset(&in, 0, sizeof(in));
+				in.log = e->rec.log;
+				in.attrs.mask = HS_ATTR_ALL;
+				in.attrs.replication = e->rec.replication;
+				in.attrs.durability = e->rec.durability;
+				in.attrs.retention_ms = e->rec.retention_ms;
+				in.attrs.offload_after_ms = e->rec.offload_after_ms;
+				in.records = in.bytes = UINT64_MAX;
+				in.created_ms = e->rec.created_ms;
+			}
+			inp = &in;
+		}
+		hs_msg_streams_add(&w, 0, (const char *)e->key + 2, e->klen - 2u, inp);
+		sent++;
+	}
+	if (more)
+		w.b->data[w.start + HS_FRAME_HDR] = HS_LIST_MORE;
+	hs_msg_wr_end(&w);
+out:
+	free(q->e);
+	free(q);
+}
+
+static void on_listed(void *arg, int idx, const struct hs_frame *f)
+{
+	struct listreq *q = arg;
+	struct hs_reg_listed m;
+	struct hs_reg_entry e;
+	const uint8_t *last = NULL;
+	uint8_t lastlen = 0;
+
+	if (f && f->type == HS_MSG_REG_LISTED && hs_msg_reg_listed_dec(f->body, f->body_len, &m) == 0 &&
+	    m.status == 0) {
+		q->replies++;
+		while (hs_reg_listed_next(&m, &e) == 1) {
+			struct lent *x;
+			const uint8_t *d;
+			size_t dl;
+
+			hs_serve_grow((void **)&q->e, &q->cap, q->n + 1, sizeof(*q->e));
+			x = &q->e[q->n++];
+			memcpy(x->key, e.key, e.key_len);
+			x->klen = e.key_len;
+			x->b = e.accepted;
+			if (q->type == HS_MSG_SUB_LIST)
+				x->ok = e.key_len > 2 &&
+					hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
+					hs_urec_dec(d, dl, &x->urec) == 1 &&
+					!(x->urec.flags & HS_UREC_DELETED);
+			else
+				x->ok = e.key_len > 2 &&
+					hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
+					hs_srec_dec(d, dl, &x->rec) == 1 &&
+					!(x->rec.flags & HS_SREC_DELETED);
+			last = e.key;
+			lastlen = e.key_len;
+		}
+		if (m.more && last &&
+		    (!q->cut_set || keycmp(last, lastlen, q->cut, q->cutlen) < 0)) {
+			q->cut_set = 1;
+			memcpy(q->cut, last, lastlen);
+			q->cutlen = lastlen;
+		}
+	} else {
+		q->failed++;
+	}
+	if (--q->waiting == 0)
+		list_finish(q->sv, q);
+}
+
+void hs_serve_on_list(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_list_req m;
+	struct listreq *q;
+	struct hs_reg_list rl = { 0 };
+	uint8_t prefix[HS_REG_KEY_MAX + 2], after[HS_REG_KEY_MAX + 2];
+
+	if ((f->type == HS_MSG_SUB_LIST ? hs_msg_sub_list_dec(f->body, f->body_len, &m)
+					 : hs_msg_stream_list_dec(f->body, f->body_len, &m)) < 0) {
+		hs_serve_proto_close(cc, f->type == HS_MSG_SUB_LIST ? "malformed SUB_LIST body"
+								    : "malformed STREAM_LIST body");
+		return;
+	}
+	q = hs_xcalloc(1, sizeof(*q));
+	q->sv = sv;
+	q->cc = cc;
+	q->id = f->id;
+	q->max = m.max && m.max < LIST_PAGE ? m.max : LIST_PAGE;
+	q->flags = m.flags;
+	q->type = f->type;
+	LIST_INSERT_HEAD(&cc->lists, q, link);
+	rl.prefix = prefix;
+	rl.after = after;
+	if (f->type == HS_MSG_SUB_LIST) {
+		/* The filter is a stream name, checked per entry. */
+		memcpy(q->filter, m.filter, m.filter_len);
+		q->filter_len = m.filter_len;
+		rl.prefix_len = (uint8_t)hs_meta_ukey(prefix, "", 0);
+		rl.after_len = (uint8_t)hs_meta_ukey(after, m.cursor, m.cursor_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.cursor_len);
+	} else {
+		rl.prefix_len = (uint8_t)hs_meta_skey(prefix, m.filter, m.filter_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.filter_len);
+		rl.after_len = (uint8_t)hs_meta_skey(after, m.cursor, m.cursor_len > HS_META_NAME_MAX ? HS_META_NAME_MAX : m.cursor_len);
+	}
+	/* One more than the page, so a full page knows whether more follow. */
+	rl.max = q->max + 1;
+	q->waiting = 1;
+	for (int i = 0; i < sv->npeers; i++) {
+		struct hs_buf *out = hs_peers_out(sv->peers, i);
+		uint64_t id;
+
+		if (!out)
+			continue;
+		id = hs_peers_next_id(sv->peers);
+		q->waiting++;
+		hs_peers_expect(sv->peers, i, id, on_listed, q, 0);
+		hs_msg_reg_list_enc(out, id, &rl);
+	}
+	if (--q->waiting == 0)
+		list_finish(sv, q);
+}
+
+/* ---- stats and status ---------------------------------------------------- */
+
+void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_admin_stats m;
+	struct hs_msg_wr w;
+	struct sstream *s;
+	char scope[300];
+
+	if (hs_msg_admin_stats_dec(f->body, f->body_len, &m) < 0) {
+		hs_serve_proto_close(cc, "malformed ADMIN_STATS body");
+		return;
+	}
+	if (!m.scopes)
+		m.scopes = HS_STATS_SERVE | HS_STATS_STREAMS | HS_STATS_PEERS;
+	hs_msg_admin_statsreply_begin(&w, hs_conn_out(cc->c), f->id);
+	if (m.scopes & HS_STATS_SERVE) {
+		uint64_t nconns = 0;
+		struct cconn *x;
+
+		LIST_FOREACH(x, &sv->conns, link)
+			nconns++;
+		hs_msg_kv_addu(&w, "serve", "connections", nconns);
+		hs_msg_kv_addu(&w, "serve", "connections_total", sv->conns_total);
+		hs_msg_kv_addu(&w, "serve", "active_streams", sv->nstreams);
+		hs_msg_kv_addu(&w, "serve", "append_frames", sv->appends);
+		hs_msg_kv_addu(&w, "serve", "append_records", sv->append_records);
+		hs_msg_kv_addu(&w, "serve", "append_bytes", sv->append_bytes);
+		hs_msg_kv_addu(&w, "serve", "store_frames", sv->stores_sent);
+		hs_msg_kv_addu(&w, "serve", "store_frames_unacked", sv->unacked_n);
+		hs_msg_kv_addu(&w, "serve", "creates", sv->creates);
+		hs_msg_kv_addu(&w, "serve", "deletes", sv->deletes);
+		hs_msg_kv_addu(&w, "serve", "reads", sv->reads);
+		hs_msg_kv_addu(&w, "serve", "records_delivered", sv->records_delivered);
+		hs_msg_kv_addu(&w, "serve", "activations", sv->activations);
+		hs_msg_kv_addu(&w, "serve", "sub_sessions", sv->sub_sessions);
+		hs_msg_kv_addu(&w, "serve", "sub_redelivered", sv->sub_redelivered);
+		hs_msg_kv_addu(&w, "serve", "sub_dropped", sv->sub_dropped);
+		hs_msg_kv_addu(&w, "serve", "sub_checkpoint_writes", sv->sub_ckpt_writes);
+		hs_msg_kv_addu(&w, "serve", "follow_mem_delivered", sv->follow_mem_delivered);
+		hs_msg_kv_addu(&w, "serve", "follow_mem_frames", sv->follow_mem_frames);
+		hs_msg_kv_addu(&w, "serve", "follow_mem_switches", sv->follow_mem_switches);
+		hs_msg_kv_addu(&w, "serve", "follow_peer_fallbacks", sv->follow_peer_fallbacks);
+		hs_msg_kv_addu(&w, "serve", "follow_window_bytes", sv->win_bytes);
+		hs_msg_kv_addu(&w, "serve", "follow_window_evicted", sv->follow_win_evicted);
+		hs_msg_kv_addu(&w, "serve", "follow_window_resets", sv->follow_win_resets);
+		hs_msg_kv_addu(&w, "serve", "proposer_id", sv->proposer_id);
+		hs_msg_kv_addu(&w, "serve", "register_busy_keys", hs_reg_proposer_busy(sv->prop));
+	}
+	if (m.scopes & HS_STATS_STREAMS) {
+		TAILQ_FOREACH(s, &sv->lru, lru) {
+			if (s->state != S_ACTIVE)
+				continue;
+			if (m.prefix_len && (s->nlen < m.prefix_len || memcmp(s->name, m.prefix, m.prefix_len)))
+				continue;
+			snprintf(scope, sizeof(scope), "stream/%s", s->name);
+			hs_msg_kv_addu(&w, scope, "log", s->rec.log);
+			hs_msg_kv_addu(&w, scope, "epoch", s->epoch);
+			hs_msg_kv_addu(&w, scope, "next_lsn", hs_serve_stream_tail(s));
+			hs_msg_kv_addu(&w, scope, "last_released", s->released);
+			hs_msg_kv_addu(&w, scope, "trim", s->trim);
+			hs_msg_kv_addu(&w, scope, "appends", s->appends);
+			hs_msg_kv_addu(&w, scope, "records", s->records);
+			hs_msg_kv_addu(&w, scope, "bytes", s->bytes);
+			hs_msg_kv_addu(&w, scope, "inflight_bytes", s->inflight_bytes);
+			hs_msg_kv_addu(&w, scope, "followers", (uint64_t)s->nfollow);
+			hs_msg_kv_addu(&w, scope, "follow_window_bytes", s->win_bytes);
+		}
+	}
+	if (m.scopes & HS_STATS_PEERS) {
+		for (int i = 0; i < sv->npeers; i++) {
+			uint64_t connects, losses;
+
+			hs_peers_counters(sv->peers, i, &connects, &losses);
+			snprintf(scope, sizeof(scope), "peer/%u", hs_peers_node_id(sv->peers, i));
+			hs_msg_kv_add(&w, scope, "address", hs_peers_addr(sv->peers, i));
+			hs_msg_kv_addu(&w, scope, "connected", hs_peers_is_up(sv->peers, i));
+			hs_msg_kv_addu(&w, scope, "node_id", hs_peers_node_id(sv->peers, i));
+			hs_msg_kv_addu(&w, scope, "connects", connects);
+			hs_msg_kv_addu(&w, scope, "losses", losses);
+			hs_msg_kv_addu(&w, scope, "queued_bytes", hs_peers_pending(sv->peers, i));
+			if (i < sv->nchildren) {
+				hs_msg_kv_addu(&w, scope, "pid", (uint64_t)sv->children[i].pid);
+				hs_msg_kv_addu(&w, scope, "restarts", (uint64_t)sv->children[i].restarts);
+			}
+		}
+	}
+	hs_msg_wr_end(&w);
+}
+
+void hs_serve_on_cluster_status(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
+{
+	struct hs_msg_wr w;
+	int up = 0;
+
+	if (hs_msg_cluster_status_dec(f->body, f->body_len) < 0) {
+		hs_serve_proto_close(cc, "malformed CLUSTER_STATUS body");
+		return;
+	}
+	for (int i = 0; i < sv->npeers; i++)
+		up += hs_peers_is_up(sv->peers, i);
+	hs_msg_cluster_statusreply_begin(&w, hs_conn_out(cc->c), f->id, 0,
+					 up >= sv->npeers / 2 + 1 &&
+					     hs_peers_is_up(sv->peers, hs_serve_data_peer(sv)),
+					 sv->replication);
+	for (int i = 0; i < sv->npeers; i++) {
+		const char *a = hs_peers_addr(sv->peers, i);
+		size_t al = strlen(a);
+
+		hs_msg_peer_add(&w, hs_peers_node_id(sv->peers, i),
+				hs_peers_is_up(sv->peers, i) ? HS_PEER_UP
+				: (i < sv->nchildren ? HS_PEER_STARTING : HS_PEER_DOWN),
+				a, (uint8_t)(al > 255 ? 255 : al));
+	}
+	hs_msg_wr_end(&w);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+void hs_serve_admin_detach(struct cconn *cc)
+{
+	struct inforeq *q;
+	struct listreq *lq;
+	struct subreq *sq;
+
+	while ((sq = LIST_FIRST(&cc->subreqs))) {
+		LIST_REMOVE(sq, link);
+		sq->cc = NULL;
+	}
+	while ((q = LIST_FIRST(&cc->infos))) {
+		LIST_REMOVE(q, link);
+		q->cc = NULL;
+	}
+	while ((lq = LIST_FIRST(&cc->lists))) {
+		LIST_REMOVE(lq, link);
+		lq->cc = NULL;
+	}
+}
