@@ -32,6 +32,27 @@
  * which carries its own CRC32C; it is verified before staging and on every
  * read.  One run is one Put.
  *
+ * Insertion order: appends spread over many logs stage runs in no key
+ * order, each landing at a random place in a memtable skiplist holding
+ * every log; the descents (cache misses, key comparisons) were most of
+ * hs-peer's time.  So a batch reaches RocksDB sorted by key: runs go
+ * straight into the WriteBatch while they arrive in key order (one busy
+ * log: no extra copy); from the first run out of order on, they are copied
+ * into a side buffer and put, sorted by (log, LSN, staging order), at
+ * commit; the dirty 'L' records, then the 'P' records, are put sorted by
+ * log.  Each memtable then takes a batch as one or two ascending sweeps,
+ * and with a per-batch insert hint (set_options: unordered_write, the only
+ * way a lone writer gets RocksDB's hinted insert) each insert starts from
+ * the previous one's position instead of the top of the skiplist.  The
+ * "meta" memtable is kept small for the same reason.  Measured with
+ * bench/multiappend over 10,000 streams: 2.4x the records/s at 1 record
+ * per stream per entry, 1.75x at 10.  (A hash memtable keyed by the log
+ * prefix was rejected: it copies the whole memtable into one sorted list
+ * for every total-order iterator and for each flush, and its iterators
+ * lack SeekForPrev, which trims and reads use.)  Putting runs after range
+ * deletions staged later changes nothing: a trim never deletes runs staged
+ * in its own batch (see Trim).
+ *
  * Meta keys and values (column family "meta"; values little-endian, each
  * ending in a CRC32C of the bytes before it):
  *
@@ -102,6 +123,7 @@
 #define DEF_PART_MS (15 * 60 * 1000ull)
 #define DEF_PART_BYTES (1ull << 30)
 #define DEF_CACHE (64u << 20)
+#define META_WBUF (4u << 20)
 
 #define LMETA_LEN 41
 #define PREC_LEN 12
@@ -130,18 +152,26 @@ struct ent {
 	uint8_t listed;    /* in s->dirty */
 };
 
+/* A run staged out of key order, put into the batch at commit. */
+struct srun {
+	uint64_t log, lsn;
+	size_t off, len; /* bytes in hs_store.sbuf; off grows with staging order */
+};
+
 struct hs_store {
 	char *dir;
 	enum hs_durability dur;
 	uint64_t part_ms, part_bytes;
 
 	rocksdb_t *db;
-	rocksdb_options_t *opts;
+	rocksdb_options_t *opts;      /* the DB, "default" and the partitions */
+	rocksdb_options_t *meta_opts; /* column family "meta" */
 	rocksdb_cache_t *cache;
 	rocksdb_block_based_table_options_t *bbto;
 	rocksdb_writeoptions_t *wo;      /* commits, per durability */
 	rocksdb_writeoptions_t *wo_nosync; /* commits that need no fsync */
 	rocksdb_writeoptions_t *wo_meta; /* partition directory changes */
+	rocksdb_writeoptions_t *wo_plain; /* as wo_nosync, without insert hints */
 	rocksdb_readoptions_t *ro;       /* point reads */
 	rocksdb_column_family_handle_t *cf_default, *cf_meta;
 
@@ -149,9 +179,15 @@ struct hs_store {
 	size_t nparts, parts_cap;
 
 	rocksdb_writebatch_t *wb;
+	struct srun *sr;   /* runs deferred to commit (see "Insertion order") */
+	size_t nsr, sr_cap;
+	struct hs_buf sbuf; /* their bytes */
+	uint64_t last_log, last_lsn; /* key of the last run put into wb directly */
+	int have_last;
 	size_t nstaged;
 	uint64_t staged_bytes;
 	int reg_staged;   /* a register state is in the batch: sync it */
+	int range_staged; /* a range deletion is in the batch: no insert hints */
 	uint64_t unsynced; /* commits since the last WAL sync not synced */
 
 	struct ent *tab;
@@ -663,6 +699,15 @@ static void set_options(struct hs_store *s, const struct hs_store_opts *o)
 	 * RocksDB writes when it is lost anyway, may go there; every error
 	 * that matters reaches us as a Status and is logged by us. */
 	rocksdb_options_set_info_log_level(opts, 4);
+	/* Memtable inserts with a per-batch hint (see "Insertion order"):
+	 * RocksDB only uses WriteOptions::memtable_insert_hint_per_batch on
+	 * its concurrent insert path, which a lone writer takes only with
+	 * unordered_write.  The store has a single writer thread, so what
+	 * unordered_write gives up (snapshots of concurrent writers seeing
+	 * each other's batches in part) cannot happen: Write() returns after
+	 * its own memtable insert, and every read is made after it. */
+	rocksdb_options_set_allow_concurrent_memtable_write(opts, 1);
+	rocksdb_options_set_unordered_write(opts, 1);
 
 	s->cache = rocksdb_cache_create_lru(o->cache_bytes ? o->cache_bytes : DEF_CACHE);
 	s->bbto = rocksdb_block_based_options_create();
@@ -671,18 +716,35 @@ static void set_options(struct hs_store *s, const struct hs_store_opts *o)
 	rocksdb_block_based_options_set_block_size(s->bbto, 32u << 10);
 	rocksdb_options_set_block_based_table_factory(opts, s->bbto);
 	s->opts = opts;
+	/* "meta" takes an 'L' and a 'P' record per log per commit, each a new
+	 * memtable entry (versions pile up until a flush keeps the newest),
+	 * and its memtable inserts cost like the runs' when many logs are
+	 * written (see "Insertion order").  A small memtable keeps that
+	 * skiplist shallow; its flushes are cheap since few keys survive. */
+	s->meta_opts = rocksdb_options_create_copy(opts);
+	rocksdb_options_set_write_buffer_size(s->meta_opts, META_WBUF);
 
 	s->wo = rocksdb_writeoptions_create();
 	s->wo_meta = rocksdb_writeoptions_create();
 	s->wo_nosync = rocksdb_writeoptions_create();
+	s->wo_plain = rocksdb_writeoptions_create();
+	/* Not wo_meta: RocksDB 7.8 keys the hints by memtable, shared by its
+	 * point and range-deletion skiplists, so a batch holding both in one
+	 * column family would follow one list's hint into the other (an
+	 * assertion in Debian's build).  Batches with a range deletion are
+	 * written with wo_meta or wo_plain. */
+	rocksdb_writeoptions_set_memtable_insert_hint_per_batch(s->wo, 1);
+	rocksdb_writeoptions_set_memtable_insert_hint_per_batch(s->wo_nosync, 1);
 	if (s->dur == HS_DUR_MEMORY) {
 		rocksdb_writeoptions_disable_WAL(s->wo, 1);
 		rocksdb_writeoptions_disable_WAL(s->wo_meta, 1);
 		rocksdb_writeoptions_disable_WAL(s->wo_nosync, 1);
+		rocksdb_writeoptions_disable_WAL(s->wo_plain, 1);
 	} else {
 		rocksdb_writeoptions_set_sync(s->wo, s->dur == HS_DUR_SYNC);
 		rocksdb_writeoptions_set_sync(s->wo_meta, 1);
 		rocksdb_writeoptions_set_sync(s->wo_nosync, 0);
+		rocksdb_writeoptions_set_sync(s->wo_plain, 0);
 	}
 	s->ro = rocksdb_readoptions_create();
 }
@@ -832,7 +894,7 @@ int hs_store_open(const struct hs_store_opts *o, struct hs_store **out)
 	cfopts = hs_xcalloc(n, sizeof(*cfopts));
 	handles = hs_xcalloc(n, sizeof(*handles));
 	for (size_t i = 0; i < n; i++)
-		cfopts[i] = s->opts;
+		cfopts[i] = strcmp(names[i], "meta") ? s->opts : s->meta_opts;
 
 	s->db = rocksdb_open_column_families(s->opts, o->dir, (int)n, (const char *const *)names,
 					     cfopts, handles, &err);
@@ -901,11 +963,15 @@ void hs_store_close(struct hs_store *s)
 	if (s->db)
 		rocksdb_close(s->db);
 	rocksdb_writebatch_destroy(s->wb);
+	free(s->sr);
+	hs_buf_free(&s->sbuf);
 	rocksdb_readoptions_destroy(s->ro);
 	rocksdb_writeoptions_destroy(s->wo);
 	rocksdb_writeoptions_destroy(s->wo_meta);
 	rocksdb_writeoptions_destroy(s->wo_nosync);
+	rocksdb_writeoptions_destroy(s->wo_plain);
 	rocksdb_options_destroy(s->opts);
+	rocksdb_options_destroy(s->meta_opts);
 	rocksdb_block_based_options_destroy(s->bbto);
 	rocksdb_cache_destroy(s->cache);
 	free(s->parts);
@@ -929,12 +995,40 @@ int hs_store_meta(struct hs_store *s, uint64_t log, struct hs_log_meta *out)
 	return 0;
 }
 
+/* Stage the Put of run bytes at (log, lsn) in the current partition: into
+ * the batch at once while keys come in order, else deferred to commit. */
+static void put_run(struct hs_store *s, uint64_t log, uint64_t lsn, const uint8_t *v,
+		    size_t len)
+{
+	s->nstaged++;
+	s->staged_bytes += len;
+	/* Once a run is deferred, every later one is too: a later run at the
+	 * same key must stay after it. */
+	if (!s->nsr && (!s->have_last || log > s->last_log ||
+			(log == s->last_log && lsn >= s->last_lsn))) {
+		uint8_t k[DKEY_LEN];
+
+		dkey(k, log, lsn);
+		rocksdb_writebatch_put_cf(s->wb, cur_part(s)->cf, (const char *)k, sizeof(k),
+					  (const char *)v, len);
+		s->have_last = 1;
+		s->last_log = log;
+		s->last_lsn = lsn;
+		return;
+	}
+	if (s->nsr == s->sr_cap) {
+		s->sr_cap = s->sr_cap ? 2 * s->sr_cap : 1024;
+		s->sr = hs_xrealloc(s->sr, s->sr_cap * sizeof(*s->sr));
+	}
+	s->sr[s->nsr++] = (struct srun){ log, lsn, s->sbuf.len, len };
+	hs_buf_append(&s->sbuf, v, len);
+}
+
 int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
 		       const uint8_t *run, size_t len)
 {
 	struct hs_run r;
 	struct ent *e;
-	uint8_t k[DKEY_LEN];
 	uint32_t epoch = HS_LSN_EPOCH(first_lsn);
 	uint64_t last;
 	int rc;
@@ -971,11 +1065,7 @@ int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
 		e->batch_lo = first_lsn;
 		ent_dirty(s, e, 0, 0); /* listed, so batch_lo is reset at commit */
 	}
-	dkey(k, log, first_lsn);
-	rocksdb_writebatch_put_cf(s->wb, cur_part(s)->cf, (const char *)k, sizeof(k),
-				  (const char *)run, len);
-	s->nstaged++;
-	s->staged_bytes += len;
+	put_run(s, log, first_lsn, run, len);
 	return 0;
 }
 
@@ -983,7 +1073,6 @@ int hs_store_put_raw(struct hs_store *s, uint64_t log, uint64_t lsn, const uint8
 		     size_t len)
 {
 	struct ent *e;
-	uint8_t k[DKEY_LEN];
 	int rc;
 
 	if (s->failed)
@@ -998,11 +1087,7 @@ int hs_store_put_raw(struct hs_store *s, uint64_t log, uint64_t lsn, const uint8
 		e->batch_lo = lsn;
 		ent_dirty(s, e, 0, 0);
 	}
-	dkey(k, log, lsn);
-	rocksdb_writebatch_put_cf(s->wb, cur_part(s)->cf, (const char *)k, sizeof(k),
-				  (const char *)bytes, len);
-	s->nstaged++;
-	s->staged_bytes += len;
+	put_run(s, log, lsn, bytes, len);
 	return 0;
 }
 
@@ -1109,6 +1194,7 @@ static int trim_part(struct hs_store *s, struct part *p, uint64_t log, uint64_t 
 		end = batch_lo;
 	}
 	if (!rc && (whole || end > 0)) {
+		s->range_staged = 1;
 		if (whole) {
 			rocksdb_writebatch_delete_range_cf(s->wb, p->cf, (const char *)lo,
 							   sizeof(lo), (const char *)hi, hin);
@@ -1213,6 +1299,75 @@ int hs_store_commit(struct hs_store *s)
 	return hs_store_commit_opts(s, 1);
 }
 
+static int cmp_srun(const void *a, const void *b)
+{
+	const struct srun *x = a, *y = b;
+
+	if (x->log != y->log)
+		return x->log < y->log ? -1 : 1;
+	if (x->lsn != y->lsn)
+		return x->lsn < y->lsn ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Put the deferred runs into the batch in key order (see "Insertion order"). */
+static void put_deferred(struct hs_store *s)
+{
+	rocksdb_column_family_handle_t *cf = cur_part(s)->cf;
+
+	if (s->nsr > 1)
+		qsort(s->sr, s->nsr, sizeof(*s->sr), cmp_srun);
+	for (size_t i = 0; i < s->nsr; i++) {
+		uint8_t k[DKEY_LEN];
+
+		dkey(k, s->sr[i].log, s->sr[i].lsn);
+		rocksdb_writebatch_put_cf(s->wb, cf, (const char *)k, sizeof(k),
+					  (const char *)s->sbuf.data + s->sr[i].off, s->sr[i].len);
+	}
+	s->nsr = 0;
+	hs_buf_reset(&s->sbuf);
+	s->have_last = 0;
+}
+
+/* Put the dirty 'L' records, then the dirty 'P' records, each in log order,
+ * and clear the dirty list. */
+static void put_dirty(struct hs_store *s)
+{
+	if (s->ndirty > 1)
+		qsort(s->dirty, s->ndirty, sizeof(*s->dirty), cmp_u64);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < s->ndirty; i++) {
+			struct ent *e = tab_find(s, s->dirty[i]);
+			uint8_t k[17], v[LMETA_LEN];
+
+			if (!pass && e->dirty_m) {
+				mkey(k, 'L', e->log);
+				enc_lmeta(v, &e->m);
+				rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, 9,
+							  (const char *)v, LMETA_LEN);
+			}
+			if (pass && e->dirty_p) {
+				pkey(k, e->pm_part, e->log);
+				enc_prec(v, e->pm_max);
+				rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, 17,
+							  (const char *)v, PREC_LEN);
+			}
+			if (pass) {
+				e->dirty_m = e->dirty_p = e->listed = 0;
+				e->batch_lo = UINT64_MAX;
+			}
+		}
+	}
+	s->ndirty = 0;
+}
+
 int hs_store_commit_opts(struct hs_store *s, int sync)
 {
 	struct part *p = cur_part(s);
@@ -1223,26 +1378,8 @@ int hs_store_commit_opts(struct hs_store *s, int sync)
 
 	if (s->failed)
 		return -HS_ESTOREFAIL;
-	for (size_t i = 0; i < s->ndirty; i++) {
-		struct ent *e = tab_find(s, s->dirty[i]);
-		uint8_t k[17], v[LMETA_LEN];
-
-		if (e->dirty_m) {
-			mkey(k, 'L', e->log);
-			enc_lmeta(v, &e->m);
-			rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, 9,
-						  (const char *)v, LMETA_LEN);
-		}
-		if (e->dirty_p) {
-			pkey(k, e->pm_part, e->log);
-			enc_prec(v, e->pm_max);
-			rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, 17,
-						  (const char *)v, PREC_LEN);
-		}
-		e->dirty_m = e->dirty_p = e->listed = 0;
-		e->batch_lo = UINT64_MAX;
-	}
-	s->ndirty = 0;
+	put_deferred(s);
+	put_dirty(s);
 	if (bytes) {
 		uint8_t k[9], v[QREC_LEN];
 
@@ -1255,7 +1392,9 @@ int hs_store_commit_opts(struct hs_store *s, int sync)
 	if (!rocksdb_writebatch_count(s->wb))
 		return 0;
 	/* wo_meta syncs unless HS_DUR_MEMORY: registers never wait for the
-	 * background WAL sync of HS_DUR_ASYNC. */
+	 * background WAL sync of HS_DUR_ASYNC.  A range deletion needs write
+	 * options without memtable insert hints (set_options): wo_meta when
+	 * the commit is synced anyway, else wo_plain. */
 	if (s->reg_staged) {
 		wo = s->wo_meta;
 		synced = s->dur != HS_DUR_MEMORY;
@@ -1266,9 +1405,12 @@ int hs_store_commit_opts(struct hs_store *s, int sync)
 		wo = s->wo_nosync;
 		synced = 0;
 	}
+	if (s->range_staged && wo != s->wo_meta)
+		wo = synced ? s->wo_meta : s->wo_plain;
 	rocksdb_write(s->db, wo, s->wb, &err);
 	rocksdb_writebatch_clear(s->wb);
 	s->reg_staged = 0;
+	s->range_staged = 0;
 	s->nstaged = 0;
 	s->staged_bytes = 0;
 	if (err)

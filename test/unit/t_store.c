@@ -578,6 +578,63 @@ static void t_errors(void)
 	rmtree(dir);
 }
 
+/* Runs staged out of key order are put sorted at commit: every one lands,
+ * and of two at the same key the later staged wins. */
+static void t_unordered(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	struct hs_log_meta m;
+	uint64_t f[4];
+	int bad = 0;
+
+	if (!s)
+		return;
+	bad |= stage(s, 3, E(1, 11), 0, 0, 10, 1); /* in order: straight into the batch */
+	bad |= stage(s, 1, E(1, 1), 0, 0, 10, 2);  /* out of order from here on */
+	bad |= stage(s, 2, E(1, 1), 0, 0, 10, 3);
+	bad |= stage(s, 1, E(1, 1), 0, 0, 10, 4);  /* replaces seed 2 */
+	bad |= stage(s, 1, E(1, 11), 0, 0, 10, 5);
+	bad |= stage(s, 3, E(1, 1), 0, 0, 10, 6);
+	bad |= hs_store_stage_trim(s, 2, E(1, 5));
+	ok(!bad && hs_store_staged(s) == 6, "6 runs of 3 logs staged out of order, and a trim");
+	is_int(hs_store_commit(s), 0, "commit");
+	for (int pass = 0; pass < 2; pass++) {
+		const char *when = pass ? " (after reopen)" : "";
+		int n1 = readall(s, 1, 0, f, 4);
+
+		ok(n1 == 2 && f[0] == E(1, 1) && f[1] == E(1, 11), "log 1: both runs%s", when);
+		ok(same_run(s, 1, E(1, 1), 0, 0, 10, 4) && same_run(s, 1, E(1, 11), 0, 0, 10, 5),
+		   "log 1: the later of two runs at one key wins%s", when);
+		ok(readall(s, 2, 0, f, 4) == 1 && same_run(s, 2, E(1, 1), 0, 0, 10, 3),
+		   "log 2: the run straddling the trim point kept%s", when);
+		ok(readall(s, 3, 0, f, 4) == 2 && same_run(s, 3, E(1, 1), 0, 0, 10, 6) &&
+			   same_run(s, 3, E(1, 11), 0, 0, 10, 1),
+		   "log 3: both runs%s", when);
+		ok(hs_store_meta(s, 1, &m) == 0 && m.max_lsn == E(1, 20) &&
+			   hs_store_meta(s, 2, &m) == 0 && m.trim == E(1, 5) && m.max_lsn == E(1, 10),
+		   "metadata of every log%s", when);
+		if (!pass) {
+			hs_store_close(s);
+			s = open_at(dir, 0, HS_DUR_SYNC);
+			if (!s)
+				break;
+		}
+	}
+	if (s) {
+		/* An unsynced commit carrying runs and a range deletion. */
+		bad = stage(s, 2, E(1, 21), 0, 0, 10, 7);
+		bad |= stage(s, 1, E(1, 21), 0, 0, 10, 8);
+		bad |= hs_store_stage_trim(s, 1, E(1, 10));
+		is_int(bad | hs_store_commit_opts(s, 0), 0, "runs and a trim, unsynced commit");
+		ok(readall(s, 1, 0, f, 4) == 2 && f[0] == E(1, 11) && f[1] == E(1, 21) &&
+			   readall(s, 2, 0, f, 4) == 2,
+		   "trimmed run gone, new runs readable");
+	}
+	hs_store_close(s);
+	rmtree(dir);
+}
+
 static void t_throughput(void)
 {
 	char *dir = mktmp();
@@ -617,6 +674,7 @@ int main(void)
 	t_memory();
 	t_nosync();
 	t_errors();
+	t_unordered();
 	t_throughput();
 	hs_buf_free(&rb);
 	return tap_done();
