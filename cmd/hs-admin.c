@@ -261,12 +261,6 @@ static const char *fmt_time(char *s, size_t n, uint64_t ms)
 	return s + 1;
 }
 
-static const char *dur_name(uint8_t d)
-{
-	return d == HS_DUR_SYNC ? "sync" : d == HS_DUR_ASYNC ? "async"
-		: d == HS_DUR_MEMORY ? "memory" : "?";
-}
-
 static void put_count(struct hs_buf *b, uint64_t v, bool json)
 {
 	if (v == UINT64_MAX)
@@ -285,7 +279,7 @@ static void info_json(struct hs_buf *b, const char *name, size_t len,
 	hs_buf_printf(b, ",\"log\":\"%llu\",\"replication\":%u,\"durability\":\"%s\","
 		      "\"retention_ms\":%llu,\"offload_after_ms\":%llu,\"head\":",
 		      (unsigned long long)in->log, in->attrs.replication,
-		      dur_name(in->attrs.durability),
+		      hs_durability_name(in->attrs.durability),
 		      (unsigned long long)in->attrs.retention_ms,
 		      (unsigned long long)in->attrs.offload_after_ms);
 	put_lsn(b, in->head, true);
@@ -325,7 +319,7 @@ static void info_text(struct hs_buf *b, const char *name, size_t len,
 	hs_buf_printf(b, "name          %.*s\nlog           %llu\nreplication   %u\n"
 		      "durability    %s\nretention     ", (int)len, name,
 		      (unsigned long long)in->log, in->attrs.replication,
-		      dur_name(in->attrs.durability));
+		      hs_durability_name(in->attrs.durability));
 	put_dur(b, in->attrs.retention_ms, "forever");
 	hs_buf_printf(b, "\noffload-after ");
 	put_dur(b, in->attrs.offload_after_ms, "never");
@@ -1539,16 +1533,11 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 			a->flags |= F_OFFLOAD;
 			break;
 		case OPT_DURABILITY:
-			if (!strcmp(optarg, "sync"))
-				a->attrs.durability = HS_DUR_SYNC;
-			else if (!strcmp(optarg, "async"))
-				a->attrs.durability = HS_DUR_ASYNC;
-			else if (!strcmp(optarg, "memory"))
-				a->attrs.durability = HS_DUR_MEMORY;
-			else
+			if (hs_durability_parse(optarg) < 0)
 				return hs_cli_usage_error(
 					c, "invalid --durability '%s' (use sync, async or memory)",
 					optarg);
+			a->attrs.durability = (uint8_t)hs_durability_parse(optarg);
 			a->attrs.mask |= HS_ATTR_DURABILITY;
 			a->flags |= F_DURABILITY;
 			break;

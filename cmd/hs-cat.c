@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "loop.h"
 #include "err.h"
 #include "format.h"
 #include "log.h"
@@ -69,28 +70,6 @@ enum {
 	OPT_GAPS,
 };
 
-static int64_t now_unix_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static int parse_count(struct hs_cli *cli, const char *flag, const char *arg, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-')
-		return hs_cli_usage_error(cli, "invalid %s '%s' (use a number of records)", flag,
-					  arg);
-	*out = v;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -124,12 +103,12 @@ int main(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case 'c':
-			if ((status = parse_count(&cli, "-c", optarg, &count)))
+			if ((status = hs_cli_count(&cli, "-c", optarg, &count)))
 				goto out_cli;
 			have_count = 1;
 			break;
 		case 'n':
-			if ((status = parse_count(&cli, "-n", optarg, &last)))
+			if ((status = hs_cli_count(&cli, "-n", optarg, &last)))
 				goto out_cli;
 			if (last > INT64_MAX) {
 				status = hs_cli_usage_error(&cli, "-n %s is too large", optarg);
@@ -174,8 +153,8 @@ int main(int argc, char **argv)
 	}
 	if (have_last) {
 		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)last };
-	} else if (hs_range_parse(range ? range : "..", now_unix_ms(), &from, &to, &has_to) < 0) {
-		const char *why = hs_range_error(range, now_unix_ms());
+	} else if (hs_range_parse(range ? range : "..", (int64_t)hs_wall_ms(), &from, &to, &has_to) < 0) {
+		const char *why = hs_range_error(range, (int64_t)hs_wall_ms());
 
 		status = hs_cli_usage_error(&cli, "invalid range '%s': %s", range,
 					    why ? why : "?");

@@ -1044,9 +1044,7 @@ static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	hs_buf_printf(&t, "reg_entries %llu\n", (unsigned long long)p->reg_entries);
 	hs_buf_printf(&t, "reg_refused %llu\n", (unsigned long long)p->reg_refused);
 	hs_buf_printf(&t, "durability %s\n",
-		      p->sopts.durability == HS_DUR_SYNC    ? "sync"
-		      : p->sopts.durability == HS_DUR_ASYNC ? "async"
-							    : "memory");
+		      hs_durability_name(p->sopts.durability));
 	hs_msg_statsreply_enc(hs_conn_out(pc->c), f->id, (const char *)t.data, t.len);
 	hs_buf_free(&t);
 }
@@ -1425,16 +1423,11 @@ static int parse_args(struct peer *p, int argc, char **argv)
 			p->pidfile = optarg;
 			break;
 		case OPT_DURABILITY:
-			if (!strcmp(optarg, "sync"))
-				p->sopts.durability = HS_DUR_SYNC;
-			else if (!strcmp(optarg, "async"))
-				p->sopts.durability = HS_DUR_ASYNC;
-			else if (!strcmp(optarg, "memory"))
-				p->sopts.durability = HS_DUR_MEMORY;
-			else
+			if (hs_durability_parse(optarg) < 0)
 				return hs_cli_usage_error(
 					c, "invalid --durability '%s' (use sync, async or memory)",
 					optarg);
+			p->sopts.durability = (uint8_t)hs_durability_parse(optarg);
 			break;
 		case OPT_NODE_ID:
 			if (hs_parse_u64(optarg, &v) < 0 || v > UINT32_MAX)
@@ -1576,8 +1569,7 @@ int main(int argc, char **argv)
 		goto out_pidfile;
 	}
 	hs_info("serving %s (durability %s)", p.sopts.dir,
-		p.sopts.durability == HS_DUR_SYNC ? "sync"
-		: p.sopts.durability == HS_DUR_ASYNC ? "async" : "memory");
+		hs_durability_name(p.sopts.durability));
 
 	r = hs_loop_run(p.loop);
 	if (r < 0) {

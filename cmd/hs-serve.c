@@ -777,15 +777,11 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 			sv->replication = (uint8_t)v;
 			break;
 		case OPT_DURABILITY:
-			if (!strcmp(optarg, "sync"))
-				sv->durability = HS_DUR_SYNC;
-			else if (!strcmp(optarg, "async"))
-				sv->durability = HS_DUR_ASYNC;
-			else if (!strcmp(optarg, "memory"))
-				sv->durability = HS_DUR_MEMORY;
-			else
+			if (hs_durability_parse(optarg) < 0)
 				return hs_cli_usage_error(
-					c, "invalid --durability '%s' (use sync, async or memory)", optarg);
+					c, "invalid --durability '%s' (use sync, async or memory)",
+					optarg);
+			sv->durability = (uint8_t)hs_durability_parse(optarg);
 			break;
 		case OPT_READY:
 			sv->ready_file = optarg;

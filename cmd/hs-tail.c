@@ -39,6 +39,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "loop.h"
 #include "err.h"
 #include "format.h"
 #include "log.h"
@@ -110,34 +111,12 @@ static void on_signal(int sig)
 	stop_flag = sig;
 }
 
-static int64_t now_unix_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static int parse_count(struct hs_cli *cli, const char *flag, const char *arg, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-')
-		return hs_cli_usage_error(cli, "invalid %s '%s' (use a number of records)", flag,
-					  arg);
-	*out = v;
-	return 0;
-}
-
 static int parse_pos(struct hs_cli *cli, const char *flag, const char *arg, struct hs_pos *p)
 {
-	if (hs_pos_parse(arg, now_unix_ms(), p) == 0)
+	if (hs_pos_parse(arg, (int64_t)hs_wall_ms(), p) == 0)
 		return 0;
 	return hs_cli_usage_error(cli, "invalid %s position '%s': %s", flag, arg,
-				  hs_pos_error(arg, now_unix_ms()));
+				  hs_pos_error(arg, (int64_t)hs_wall_ms()));
 }
 
 /* Sleep ms unless a stopping signal comes first. */
@@ -196,12 +175,12 @@ int main(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case 'c':
-			if ((status = parse_count(&cli, "-c", optarg, &count)))
+			if ((status = hs_cli_count(&cli, "-c", optarg, &count)))
 				goto out_cli;
 			have_count = 1;
 			break;
 		case 'n':
-			if ((status = parse_count(&cli, "-n", optarg, &last)))
+			if ((status = hs_cli_count(&cli, "-n", optarg, &last)))
 				goto out_cli;
 			if (last > INT64_MAX) {
 				status = hs_cli_usage_error(&cli, "-n %s is too large", optarg);

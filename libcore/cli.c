@@ -137,6 +137,14 @@ int hs_cli_fail(struct hs_cli *c, int status, const char *fmt, ...)
 	return status;
 }
 
+int hs_cli_count(struct hs_cli *c, const char *flag, const char *arg, uint64_t *out)
+{
+	if (hs_parse_u64(arg, out) < 0)
+		return hs_cli_usage_error(c, "invalid %s '%s' (use a number of records)", flag,
+					  arg);
+	return 0;
+}
+
 void hs_cli_free(struct hs_cli *c)
 {
 	hs_config_free(&c->config);

@@ -66,6 +66,10 @@ int hs_cli_usage_error(struct hs_cli *c, const char *fmt, ...)
 int hs_cli_fail(struct hs_cli *c, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Parse a record count given to flag (e.g. "-c"): a decimal u64.  Returns 0
+ * with *out set, or prints a usage error and returns 64. */
+int hs_cli_count(struct hs_cli *c, const char *flag, const char *arg, uint64_t *out);
+
 void hs_cli_free(struct hs_cli *c);
 
 #endif

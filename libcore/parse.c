@@ -198,3 +198,29 @@ int hs_fmt_size_human(char *buf, size_t n, uint64_t bytes)
 	}
 	return fit(snprintf(buf, n, "%.1f%s", v, names[k]), n);
 }
+
+int hs_durability_parse(const char *s)
+{
+	if (!strcmp(s, "sync"))
+		return HS_DUR_SYNC;
+	if (!strcmp(s, "async"))
+		return HS_DUR_ASYNC;
+	if (!strcmp(s, "memory"))
+		return HS_DUR_MEMORY;
+	return -HS_EUSAGE;
+}
+
+const char *hs_durability_name(int d)
+{
+	switch (d) {
+	case 0:
+	case HS_DUR_SYNC:
+		return "sync";
+	case HS_DUR_ASYNC:
+		return "async";
+	case HS_DUR_MEMORY:
+		return "memory";
+	default:
+		return "?";
+	}
+}

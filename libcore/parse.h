@@ -60,4 +60,19 @@ int hs_fmt_size(char *buf, size_t n, uint64_t bytes);
  * not always parse back.  Returns as hs_fmt_duration. */
 int hs_fmt_size_human(char *buf, size_t n, uint64_t bytes);
 
+/*
+ * Durability of a stream's appends (DESIGN.md §6).  The values travel in
+ * STREAM_CREATE attributes and are stored in stream records, so they are
+ * fixed; 0 means "not given" (the default, sync).
+ *   sync    the peer's WAL is fsynced before the append is acknowledged
+ *   async   the WAL is written, and synced in the background (~100 ms)
+ *   memory  no WAL on a peer started so (benchmarks only, unsafe)
+ */
+enum hs_durability { HS_DUR_SYNC = 1, HS_DUR_ASYNC = 2, HS_DUR_MEMORY = 3 };
+
+/* "sync", "async" or "memory" to its value; -HS_EUSAGE otherwise. */
+int hs_durability_parse(const char *s);
+/* The name of a value ("sync" for 0, the default); "?" if unknown. */
+const char *hs_durability_name(int d);
+
 #endif

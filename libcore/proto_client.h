@@ -222,6 +222,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "parse.h" /* enum hs_durability */
 #include "pos.h"
 #include "proto.h"
 #include "run.h"
@@ -266,7 +267,6 @@ enum hs_cmsg {
 enum { HS_APPEND_CREATE = 1 };
 enum { HS_ATTR_REPLICATION = 1, HS_ATTR_RETENTION = 2, HS_ATTR_OFFLOAD = 4,
        HS_ATTR_DURABILITY = 8, HS_ATTR_ALL = 15 };
-enum hs_durability { HS_DUR_SYNC = 1, HS_DUR_ASYNC = 2, HS_DUR_MEMORY = 3 };
 enum { HS_LIST_INFO = 1 };            /* STREAM_LIST, SUB_LIST flags */
 enum { HS_LIST_MORE = 1 };            /* STREAMS, SUBS flags */
 enum { HS_CREAD_FOLLOW = 1, HS_CREAD_GAPS = 2 };

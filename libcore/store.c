@@ -859,7 +859,7 @@ int hs_store_open(const struct hs_store_opts *o, struct hs_store **out)
 
 	s = hs_xcalloc(1, sizeof(*s));
 	s->dir = hs_xstrdup(o->dir);
-	s->dur = o->durability;
+	s->dur = o->durability ? o->durability : HS_DUR_SYNC;
 	s->part_ms = o->partition_ms ? o->partition_ms : DEF_PART_MS;
 	s->part_bytes = o->partition_bytes ? o->partition_bytes : DEF_PART_BYTES;
 	set_options(s, o);

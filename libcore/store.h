@@ -31,12 +31,7 @@
 #include <stdint.h>
 
 #include "buf.h"
-
-enum hs_durability {
-	HS_DUR_SYNC,   /* WAL fsynced by each commit (the default) */
-	HS_DUR_ASYNC,  /* WAL written by each commit, synced by hs_store_sync_wal() */
-	HS_DUR_MEMORY, /* no WAL: memtables only; unsafe, for benchmarks */
-};
+#include "parse.h" /* enum hs_durability; 0 in the options means sync */
 
 struct hs_store_opts {
 	const char *dir;             /* borrowed during open; created if missing */
