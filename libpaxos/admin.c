@@ -17,6 +17,7 @@
  * (-HS_EUSAGE).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +29,130 @@
 
 #define LIST_PAGE 1000
 
-/* ---- stream admin ------------------------------------------------------- */
+/* ---- per-name entries of a list request --------------------------------- */
 
-struct adm {
+/* What every per-name entry of a STATUSES request carries; first in struct
+ * adm and struct subadm, so one pointer is both and free() frees either. */
+struct ent {
 	struct serve *sv;
 	struct creq *rq;
 	uint32_t idx;
+	char name[HS_NAME_MAX + 1];
+	uint8_t nlen;
+};
+
+typedef size_t (*key_fn)(uint8_t *key, const char *name, size_t n);
+
+static void ent_init(struct ent *e, struct serve *sv, struct creq *rq, uint32_t idx,
+		     const char *name, size_t nlen)
+{
+	e->sv = sv;
+	e->rq = rq;
+	e->idx = idx;
+	memcpy(e->name, name, nlen);
+	e->nlen = (uint8_t)nlen;
+}
+
+/* A zeroed entry of size bytes (struct ent first); the caller owns it. */
+static void *ent_new(struct serve *sv, struct creq *rq, uint32_t idx, const char *name,
+		     size_t nlen, size_t size)
+{
+	struct ent *e = hs_xcalloc(1, size);
+
+	ent_init(e, sv, rq, idx, name, nlen);
+	return e;
+}
+
+/* Settle e's entry with status (and first when it succeeded) and free e. */
+static void ent_settle(struct ent *e, int status, uint64_t first)
+{
+	hs_serve_creq_settle(e->sv, e->rq, e->idx, status, first, 0, 0, "");
+	free(e);
+}
+
+/* Done callbacks: a cancelled change (the server is closing) settles
+ * nothing; free e and return 1. */
+static int ent_cancelled(struct ent *e, int status)
+{
+	if (status != -ECANCELED)
+		return 0;
+	free(e);
+	return 1;
+}
+
+/* Change the register key(e->name) with fn, then done(e).  On failure
+ * e is settled with fail and freed; returns -1 then, else 0. */
+static int ent_change(struct ent *e, key_fn key, hs_reg_fn fn, hs_reg_done_fn done, int fail)
+{
+	uint8_t k[HS_REG_KEY_MAX + 2];
+
+	if (hs_serve_reg_change(e->sv, k, key(k, e->name, e->nlen), fn, done, e) < 0) {
+		ent_settle(e, fail, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* Decode a list request of type and open its creq, with one extra hold
+ * released by list_end.  NULL when the request is answered already (a
+ * malformed body closes the connection with malformed; an empty list
+ * replies at once). */
+static struct creq *list_begin(struct serve *sv, struct cconn *cc, const struct hs_frame *f,
+			       uint16_t type, const char *malformed, struct hs_clist *l)
+{
+	struct creq *rq;
+
+	if (hs_msg_clist_dec(type, f->body, f->body_len, l) < 0) {
+		hs_serve_proto_close(cc, malformed);
+		return NULL;
+	}
+	rq = hs_serve_creq_new(sv, cc, f->id, type, l->n);
+	if (!l->n) {
+		hs_serve_creq_reply(sv, rq);
+		return NULL;
+	}
+	rq->left++;
+	return rq;
+}
+
+static void list_end(struct serve *sv, struct creq *rq)
+{
+	if (--rq->left == 0)
+		hs_serve_creq_reply(sv, rq);
+}
+
+/* A list of names, each one register change: names too long for a key
+ * settle with too_long; every other gets a zeroed context of ctx_size
+ * (struct ent first) and the change of key(name) with fn and done. */
+static void for_each_name(struct serve *sv, struct cconn *cc, const struct hs_frame *f,
+			  uint16_t type, const char *malformed, int too_long, key_fn key,
+			  hs_reg_fn fn, hs_reg_done_fn done, size_t ctx_size)
+{
+	struct hs_clist l;
+	struct hs_name_ent e;
+	struct creq *rq = list_begin(sv, cc, f, type, malformed, &l);
+
+	if (!rq)
+		return;
+	for (uint32_t i = 0; hs_name_next(&l, &e) == 1; i++) {
+		if (e.name_len > HS_META_NAME_MAX) {
+			hs_serve_creq_settle(sv, rq, i, too_long, 0, 0, 0, "");
+			continue;
+		}
+		ent_change(ent_new(sv, rq, i, e.name, e.name_len, ctx_size), key, fn, done,
+			   -HS_EDATA);
+	}
+	list_end(sv, rq);
+}
+
+/* ---- stream admin ------------------------------------------------------- */
+
+struct adm {
+	struct ent e;             /* first (struct ent) */
 	uint64_t log;             /* new or existing log id */
 	struct hs_stream_attrs attrs;
 	struct wait w;            /* trim, info */
 	struct hs_pos pos;
-	char name[HS_NAME_MAX + 1];
-	uint8_t nlen;
 };
 
 static int fn_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -55,7 +168,7 @@ static int fn_create(void *arg, const uint8_t *cur, size_t len, uint64_t version
 		a->log = r.log;
 		return -HS_EEXIST;
 	}
-	hs_serve_srec_from_attrs(a->sv, &a->attrs, a->log, &r);
+	hs_serve_srec_from_attrs(a->e.sv, &a->attrs, a->log, &r);
 	hs_srec_enc(&r, out);
 	return 0;
 }
@@ -64,32 +177,21 @@ static void create_done(void *arg, int status, const uint8_t *val, size_t len, u
 {
 	struct adm *a = arg;
 
-	if (status != -ECANCELED)
-		hs_serve_creq_settle(a->sv, a->rq, a->idx, status,
-				     status == 0 || status == -HS_EEXIST ? a->log : 0, 0, 0, "");
-	free(a);
+	if (!ent_cancelled(&a->e, status))
+		ent_settle(&a->e, status, status == 0 || status == -HS_EEXIST ? a->log : 0);
 }
 
 void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_clist l;
 	struct hs_create_ent e;
-	struct creq *rq;
-	uint32_t i = 0;
+	struct creq *rq = list_begin(sv, cc, f, HS_MSG_STREAM_CREATE,
+				     "malformed STREAM_CREATE body", &l);
 
-	if (hs_msg_clist_dec(HS_MSG_STREAM_CREATE, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed STREAM_CREATE body");
+	if (!rq)
 		return;
-	}
-	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_STREAM_CREATE, l.n);
-	if (!l.n) {
-		hs_serve_creq_reply(sv, rq);
-		return;
-	}
-	rq->left++;
-	for (; hs_create_next(&l, &e) == 1; i++) {
+	for (uint32_t i = 0; hs_create_next(&l, &e) == 1; i++) {
 		struct adm *a;
-		uint8_t key[HS_REG_KEY_MAX + 2];
 
 		if (e.stream_len > HS_META_NAME_MAX) {
 			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
@@ -100,22 +202,13 @@ void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_fram
 			hs_serve_creq_settle(sv, rq, i, -HS_ECONFIG, 0, 0, 0, "");
 			continue;
 		}
-		a = hs_xcalloc(1, sizeof(*a));
-		a->sv = sv;
-		a->rq = rq;
-		a->idx = i;
+		a = ent_new(sv, rq, i, e.stream, e.stream_len, sizeof(*a));
 		a->attrs = e.attrs;
 		a->log = hs_serve_new_log_id();
-		if (hs_serve_reg_change(sv, key, hs_meta_skey(key, e.stream, e.stream_len),
-					fn_create, create_done, a) < 0) {
-			free(a);
-			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
-			continue;
-		}
-		sv->creates++;
+		if (ent_change(&a->e, hs_meta_skey, fn_create, create_done, -HS_EDATA) == 0)
+			sv->creates++;
 	}
-	if (--rq->left == 0)
-		hs_serve_creq_reply(sv, rq);
+	list_end(sv, rq);
 }
 
 static int fn_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -149,63 +242,25 @@ static void trim_peer(struct serve *sv, uint64_t log, uint64_t trim)
 static void delete_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
 {
 	struct adm *a = arg;
-	struct serve *sv = a->sv;
+	struct serve *sv = a->e.sv;
 
-	if (status == -ECANCELED) {
-		free(a);
+	if (ent_cancelled(&a->e, status))
 		return;
-	}
 	if (status == 0) {
-		struct sstream *s = hs_serve_stream_find(sv, a->name, a->nlen);
+		struct sstream *s = hs_serve_stream_find(sv, a->e.name, a->e.nlen);
 
 		trim_peer(sv, a->log, UINT64_MAX - 1);
 		if (s && s->state != S_LOOKUP)
 			hs_serve_stream_kill(sv, s, -HS_ENOSTREAM);
 		sv->deletes++;
 	}
-	hs_serve_creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
-	free(a);
+	ent_settle(&a->e, status, 0);
 }
 
 void hs_serve_on_delete(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
-	struct hs_clist l;
-	struct hs_name_ent e;
-	struct creq *rq;
-	uint32_t i = 0;
-
-	if (hs_msg_clist_dec(HS_MSG_STREAM_DELETE, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed STREAM_DELETE body");
-		return;
-	}
-	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_STREAM_DELETE, l.n);
-	if (!l.n) {
-		hs_serve_creq_reply(sv, rq);
-		return;
-	}
-	rq->left++;
-	for (; hs_name_next(&l, &e) == 1; i++) {
-		struct adm *a;
-		uint8_t key[HS_REG_KEY_MAX + 2];
-
-		if (e.name_len > HS_META_NAME_MAX) {
-			hs_serve_creq_settle(sv, rq, i, -HS_ENOSTREAM, 0, 0, 0, "");
-			continue;
-		}
-		a = hs_xcalloc(1, sizeof(*a));
-		a->sv = sv;
-		a->rq = rq;
-		a->idx = i;
-		memcpy(a->name, e.name, e.name_len);
-		a->nlen = e.name_len;
-		if (hs_serve_reg_change(sv, key, hs_meta_skey(key, e.name, e.name_len), fn_delete,
-					delete_done, a) < 0) {
-			free(a);
-			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
-		}
-	}
-	if (--rq->left == 0)
-		hs_serve_creq_reply(sv, rq);
+	for_each_name(sv, cc, f, HS_MSG_STREAM_DELETE, "malformed STREAM_DELETE body",
+		      -HS_ENOSTREAM, hs_meta_skey, fn_delete, delete_done, sizeof(struct adm));
 }
 
 /* ---- stream info and trim ------------------------------------------------ */
@@ -253,7 +308,7 @@ static void inforeq_done(struct serve *sv, struct inforeq *q)
 
 		hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
 		for (uint32_t i = 0; i < q->n; i++)
-			hs_msg_streams_add(&w, q->e[i].status, q->e[i].a.name, q->e[i].a.nlen,
+			hs_msg_streams_add(&w, q->e[i].status, q->e[i].a.e.name, q->e[i].a.e.nlen,
 					   q->e[i].status ? NULL : &q->e[i].info);
 		hs_msg_wr_end(&w);
 	}
@@ -265,7 +320,7 @@ static void info_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 {
 	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
 	struct infoent *ie = (struct infoent *)a;
-	struct inforeq *q = (struct inforeq *)a->rq;
+	struct inforeq *q = (struct inforeq *)a->e.rq;
 
 	ie->status = status;
 	if (!status)
@@ -296,11 +351,7 @@ void hs_serve_on_info(struct serve *sv, struct cconn *cc, const struct hs_frame 
 	for (; hs_name_next(&l, &e) == 1; i++) {
 		struct adm *a = &q->e[i].a;
 
-		a->sv = sv;
-		a->rq = (struct creq *)q;
-		a->idx = i;
-		memcpy(a->name, e.name, e.name_len);
-		a->nlen = e.name_len;
+		ent_init(&a->e, sv, (struct creq *)q, i, e.name, e.name_len);
 		a->w.fn = info_ready;
 		if (e.name_len > HS_META_NAME_MAX) {
 			q->e[i].status = -HS_ENOSTREAM;
@@ -334,24 +385,20 @@ static void trim_done(void *arg, int status, const uint8_t *val, size_t len, uin
 	struct adm *a = arg;
 	struct hs_lrec r;
 
-	if (status == -ECANCELED) {
-		free(a);
+	if (ent_cancelled(&a->e, status))
 		return;
-	}
 	if (status == 0 && hs_lrec_dec(val, len, &r) == 1) {
-		struct sstream *s = hs_serve_stream_find(a->sv, a->name, a->nlen);
+		struct sstream *s = hs_serve_stream_find(a->e.sv, a->e.name, a->e.nlen);
 
 		if (s && r.trim > s->trim) {
 			s->trim = r.trim;
-			hs_serve_mem_mark(a->sv, s); /* trimmed followers go to the peer */
+			hs_serve_mem_mark(a->e.sv, s); /* trimmed followers go to the peer */
 		}
-		trim_peer(a->sv, a->attrs.retention_ms /* the log id */, r.trim);
-		hs_serve_creq_settle(a->sv, a->rq, a->idx, 0, r.trim, 0, 0, "");
+		trim_peer(a->e.sv, a->attrs.retention_ms /* the log id */, r.trim);
+		ent_settle(&a->e, 0, r.trim);
 	} else {
-		hs_serve_creq_settle(a->sv, a->rq, a->idx, status ? status : -HS_EDATA, 0, 0, 0,
-				     "");
+		ent_settle(&a->e, status ? status : -HS_EDATA, 0);
 	}
-	free(a);
 }
 
 static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
@@ -361,9 +408,7 @@ static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	uint64_t before, t;
 
 	if (status < 0 || a->pos.kind == HS_POS_TIME) {
-		hs_serve_creq_settle(sv, a->rq, a->idx, status < 0 ? status : -HS_EUSAGE, 0, 0, 0,
-				     "");
-		free(a);
+		ent_settle(&a->e, status < 0 ? status : -HS_EUSAGE, 0);
 		return;
 	}
 	before = hs_serve_resolve(s, &a->pos);
@@ -372,66 +417,45 @@ static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	if (t >= hs_serve_stream_tail(s))
 		t = hs_serve_stream_tail(s) - 1;
 	if (t <= s->trim) {
-		hs_serve_creq_settle(sv, a->rq, a->idx, 0, s->trim, 0, 0, "");
-		free(a);
+		ent_settle(&a->e, 0, s->trim);
 		return;
 	}
 	a->log = t;                        /* the new trim point, for fn_trim */
 	a->attrs.retention_ms = s->rec.log; /* the log id, for trim_done */
 	if (hs_serve_reg_change(sv, key, hs_meta_lkey(key, s->rec.log), fn_trim, trim_done, a) <
-	    0) {
-		hs_serve_creq_settle(sv, a->rq, a->idx, -HS_EINTERNAL, 0, 0, 0, "");
-		free(a);
-	}
+	    0)
+		ent_settle(&a->e, -HS_EINTERNAL, 0);
 }
 
 void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_clist l;
 	struct hs_trim_ent e;
-	struct creq *rq;
-	uint32_t i = 0;
+	struct creq *rq = list_begin(sv, cc, f, HS_MSG_STREAM_TRIM, "malformed STREAM_TRIM body",
+				     &l);
 
-	if (hs_msg_clist_dec(HS_MSG_STREAM_TRIM, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed STREAM_TRIM body");
+	if (!rq)
 		return;
-	}
-	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_STREAM_TRIM, l.n);
-	if (!l.n) {
-		hs_serve_creq_reply(sv, rq);
-		return;
-	}
-	rq->left++;
-	for (; hs_trim_next(&l, &e) == 1; i++) {
+	for (uint32_t i = 0; hs_trim_next(&l, &e) == 1; i++) {
 		struct adm *a;
 
 		if (e.stream_len > HS_META_NAME_MAX) {
 			hs_serve_creq_settle(sv, rq, i, -HS_ENOSTREAM, 0, 0, 0, "");
 			continue;
 		}
-		a = hs_xcalloc(1, sizeof(*a));
-		a->sv = sv;
-		a->rq = rq;
-		a->idx = i;
+		a = ent_new(sv, rq, i, e.stream, e.stream_len, sizeof(*a));
 		a->pos = e.before;
-		memcpy(a->name, e.stream, e.stream_len);
-		a->nlen = e.stream_len;
 		a->w.fn = trim_ready;
 		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
 	}
-	if (--rq->left == 0)
-		hs_serve_creq_reply(sv, rq);
+	list_end(sv, rq);
 }
 
 struct subadm {
-	struct wait w;            /* first: the stream wait */
-	struct serve *sv;
-	struct creq *rq;
-	uint32_t idx;
+	struct ent e;             /* first (struct ent) */
+	struct wait w;            /* the stream wait */
 	struct hs_pos from;
 	struct hs_urec rec;       /* what to write */
-	char name[HS_NAME_MAX + 1];
-	uint8_t nlen;
 };
 
 static int fn_sub_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -454,22 +478,18 @@ static void subcreate_done(void *arg, int status, const uint8_t *val, size_t len
 {
 	struct subadm *a = arg;
 
-	if (status != -ECANCELED)
-		hs_serve_creq_settle(a->sv, a->rq, a->idx, status, status ? 0 : a->rec.checkpoint,
-				     0, 0, "");
-	free(a);
+	if (!ent_cancelled(&a->e, status))
+		ent_settle(&a->e, status, status ? 0 : a->rec.checkpoint);
 }
 
 static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
 {
-	struct subadm *a = (struct subadm *)w;
-	uint8_t key[HS_REG_KEY_MAX + 2];
+	struct subadm *a = (struct subadm *)((char *)w - offsetof(struct subadm, w));
 
 	if (status >= 0 && a->from.kind == HS_POS_TIME)
 		status = -HS_EUSAGE; /* @time: not this round (design comment) */
 	if (status < 0) {
-		hs_serve_creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
-		free(a);
+		ent_settle(&a->e, status, 0);
 		return;
 	}
 	a->rec.log = s->rec.log;
@@ -478,31 +498,19 @@ static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w,
 	if (a->rec.checkpoint < HS_LSN(1, 1))
 		a->rec.checkpoint = HS_LSN(1, 1);
 	a->rec.created_ms = hs_wall_ms();
-	if (hs_serve_reg_change(sv, key, hs_serve_sub_key(key, a->name, a->nlen), fn_sub_create,
-				subcreate_done, a) < 0) {
-		hs_serve_creq_settle(sv, a->rq, a->idx, -HS_EINTERNAL, 0, 0, 0, "");
-		free(a);
-	}
+	ent_change(&a->e, hs_serve_sub_key, fn_sub_create, subcreate_done, -HS_EINTERNAL);
 }
 
 void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_clist l;
 	struct hs_subcreate_ent e;
-	struct creq *rq;
-	uint32_t i = 0;
+	struct creq *rq = list_begin(sv, cc, f, HS_MSG_SUB_CREATE, "malformed SUB_CREATE body",
+				     &l);
 
-	if (hs_msg_clist_dec(HS_MSG_SUB_CREATE, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed SUB_CREATE body");
+	if (!rq)
 		return;
-	}
-	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_SUB_CREATE, l.n);
-	if (!l.n) {
-		hs_serve_creq_reply(sv, rq);
-		return;
-	}
-	rq->left++;
-	for (; hs_sub_create_next(&l, &e) == 1; i++) {
+	for (uint32_t i = 0; hs_sub_create_next(&l, &e) == 1; i++) {
 		struct subadm *a;
 
 		if (e.sub_len > HS_META_NAME_MAX || e.stream_len > HS_META_NAME_MAX) {
@@ -511,13 +519,8 @@ void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_
 			hs_serve_creq_settle(sv, rq, i, st, 0, 0, 0, "");
 			continue;
 		}
-		a = hs_xcalloc(1, sizeof(*a));
-		a->sv = sv;
-		a->rq = rq;
-		a->idx = i;
+		a = ent_new(sv, rq, i, e.sub, e.sub_len, sizeof(*a));
 		a->from = e.from;
-		memcpy(a->name, e.sub, e.sub_len);
-		a->nlen = e.sub_len;
 		a->rec.ack_timeout_ms = e.ack_timeout_ms ? e.ack_timeout_ms : HS_SUB_ACK_TIMEOUT_DEFAULT;
 		a->rec.max_unacked = e.max_unacked ? e.max_unacked : HS_SUB_MAX_UNACKED_DEFAULT;
 		memcpy(a->rec.stream, e.stream, e.stream_len);
@@ -525,8 +528,7 @@ void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_
 		a->w.fn = subcreate_ready;
 		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
 	}
-	if (--rq->left == 0)
-		hs_serve_creq_reply(sv, rq);
+	list_end(sv, rq);
 }
 
 static int fn_sub_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -548,14 +550,12 @@ static void subdelete_done(void *arg, int status, const uint8_t *val, size_t len
 			   uint64_t version)
 {
 	struct subadm *a = arg;
-	struct serve *sv = a->sv;
+	struct serve *sv = a->e.sv;
 
-	if (status == -ECANCELED) {
-		free(a);
+	if (ent_cancelled(&a->e, status))
 		return;
-	}
 	if (status == 0) {
-		struct ssub *u = hs_serve_ssub_find(sv, a->name, a->nlen);
+		struct ssub *u = hs_serve_ssub_find(sv, a->e.name, a->e.nlen);
 
 		if (u) {
 			/* Nothing more to persist for it. */
@@ -564,49 +564,13 @@ static void subdelete_done(void *arg, int status, const uint8_t *val, size_t len
 				hs_serve_read_end(sv, u->sess, -HS_ENOENT);
 		}
 	}
-	hs_serve_creq_settle(sv, a->rq, a->idx, status, 0, 0, 0, "");
-	free(a);
+	ent_settle(&a->e, status, 0);
 }
 
 void hs_serve_on_sub_delete(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
-	struct hs_clist l;
-	struct hs_name_ent e;
-	struct creq *rq;
-	uint32_t i = 0;
-
-	if (hs_msg_clist_dec(HS_MSG_SUB_DELETE, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed SUB_DELETE body");
-		return;
-	}
-	rq = hs_serve_creq_new(sv, cc, f->id, HS_MSG_SUB_DELETE, l.n);
-	if (!l.n) {
-		hs_serve_creq_reply(sv, rq);
-		return;
-	}
-	rq->left++;
-	for (; hs_name_next(&l, &e) == 1; i++) {
-		struct subadm *a;
-		uint8_t key[HS_REG_KEY_MAX + 2];
-
-		if (e.name_len > HS_META_NAME_MAX) {
-			hs_serve_creq_settle(sv, rq, i, -HS_ENOENT, 0, 0, 0, "");
-			continue;
-		}
-		a = hs_xcalloc(1, sizeof(*a));
-		a->sv = sv;
-		a->rq = rq;
-		a->idx = i;
-		memcpy(a->name, e.name, e.name_len);
-		a->nlen = e.name_len;
-		if (hs_serve_reg_change(sv, key, hs_serve_sub_key(key, e.name, e.name_len),
-					fn_sub_delete, subdelete_done, a) < 0) {
-			free(a);
-			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
-		}
-	}
-	if (--rq->left == 0)
-		hs_serve_creq_reply(sv, rq);
+	for_each_name(sv, cc, f, HS_MSG_SUB_DELETE, "malformed SUB_DELETE body", -HS_ENOENT,
+		      hs_serve_sub_key, fn_sub_delete, subdelete_done, sizeof(struct subadm));
 }
 
 /* The info of a subscription: the register, with the session's figures
