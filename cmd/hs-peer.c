@@ -5,20 +5,20 @@
  * (libcore/store.h, RocksDB keeps its own threads) and serves the serve<->peer
  * protocol of libcore/proto.h on every accepted connection.
  *
- * GROUP COMMIT.  Frame callbacks never sync.  STORE, SEAL, RELEASE and TRIM
- * only *stage* their effect into the store's WriteBatch and queue a pending
- * reply (connection, request id, per-run statuses) in one array reused
- * across turns.  The loop's before-sleep hook, run once per turn after every
- * ready connection was read, does ONE hs_store_commit() for all of it and
- * only then encodes the replies; the connections flush them in one send each
- * at the end of the turn.  So N concurrent writers cost one WAL sync per
+ * GROUP COMMIT.  Frame callbacks never sync.  STORE, SEAL, RELEASE, TRIM and
+ * CLEAN only *stage* their effect into the store's WriteBatch and queue a
+ * pending reply (connection, request id, per-run statuses) in one array
+ * reused across turns.  The loop's before-sleep hook, run once per turn after
+ * every ready connection was read, does ONE hs_store_commit() for all of it
+ * and only then encodes the replies; the connections flush them in one send
+ * each at the end of the turn.  So N concurrent writers cost one WAL sync per
  * turn, not N.  GETMETA is answered after the commit too, so it never shows
  * state that is not durable yet.
  *
  * DURABILITY PER STREAM.  A STORE flagged HS_STORE_NOSYNC (proto.h) carries
  * runs of async streams.  A turn is committed without fsync (WAL written)
  * when nothing in it needs one: every STORE was NOSYNC, and there was no
- * hard SEAL, TRIM or GETMETA (register writes are always fsynced by the
+ * hard SEAL, TRIM, CLEAN or GETMETA (register writes are always fsynced by the
  * store).  RELEASE and soft seals need no fsync of their own: a lost
  * released point only holds readers back until the next RELEASE.  After a
  * commit left unsynced, a one-shot timer fsyncs the WAL within
@@ -59,6 +59,10 @@
  * log (or, for HS_READ_IGNORE_RELEASED streams without a bound, any STORE)
  * wakes it.  A window of 0 records or 0 bytes in START means "no limit" on
  * that count.
+ *
+ * CLEAN (proto.h) records a recovery's result for one epoch and, in the
+ * same commit, deletes the copies of that epoch the recovery did not write
+ * (hs_store_stage_clean), so this peer never ships a stale tail of it.
  *
  * Exit statuses: 0 after SIGTERM/SIGINT, 64 usage, 73 cannot create the data
  * directory or a listening socket, 74 store I/O failure, 75 store locked by
@@ -247,6 +251,7 @@ struct peer {
 	uint64_t conns_total, frames_in, stores_in, stores_nosync, runs_in, runs_refused;
 	uint64_t records_out, runs_out, bytes_out, gaps_out, maintain_drops;
 	uint64_t reg_frames, reg_entries, reg_refused;
+	uint64_t cleans_in, clean_purged;
 
 	int exit_status;
 };
@@ -633,7 +638,7 @@ static void send_replies(struct peer *p)
 		case HS_MSG_REG_ACCEPT:
 			hs_buf_append(out, p->regout.data + pe->ro_off, pe->ro_len);
 			break;
-		default: /* RELEASE, TRIM */
+		default: /* RELEASE, TRIM, CLEAN */
 			if (pe->status)
 				hs_msg_result_encf(out, pe->id, pe->status, "%s",
 						   hs_strerror(pe->status));
@@ -955,6 +960,37 @@ static void on_seal(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 		p->turn_sync = 1; /* a hard seal is durable before SEALED */
 }
 
+/* CLEAN: record the recovery's result and purge the epoch's copies it did
+ * not write (store.h, hs_store_stage_clean), in this turn's commit, synced
+ * like a hard seal; RESULT after the commit. */
+static void on_clean(struct peer *p, struct pconn *pc, const struct hs_frame *f)
+{
+	struct hs_clean m;
+	struct pending *pe;
+	uint64_t purged = 0;
+
+	if (hs_msg_clean_dec(f->body, f->body_len, &m) < 0) {
+		proto_close(pc, "malformed %s body", "CLEAN");
+		return;
+	}
+	pe = pend_add(p, pc, f->id, HS_MSG_CLEAN);
+	pe->status = hs_store_stage_clean(p->store, m.log, m.epoch, m.ballot, m.lng, m.end,
+					  &purged);
+	p->turn_sync = 1;
+	if (pe->status == 0) {
+		p->cleans_in++;
+		p->clean_purged += purged;
+	}
+	if (pe->status)
+		hs_info("log %llu: CLEAN of epoch %u (ballot %u) refused: %s",
+			(unsigned long long)m.log, m.epoch, m.ballot, hs_strerror(pe->status));
+	else
+		hs_debug("log %llu: epoch %u clean (ballot %u, lng %llx, end %llx): "
+			 "%llu runs purged",
+			 (unsigned long long)m.log, m.epoch, m.ballot, (unsigned long long)m.lng,
+			 (unsigned long long)m.end, (unsigned long long)purged);
+}
+
 static void on_release(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 {
 	struct hs_release_rd rd;
@@ -1043,6 +1079,9 @@ static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	hs_buf_printf(&t, "reg_frames %llu\n", (unsigned long long)p->reg_frames);
 	hs_buf_printf(&t, "reg_entries %llu\n", (unsigned long long)p->reg_entries);
 	hs_buf_printf(&t, "reg_refused %llu\n", (unsigned long long)p->reg_refused);
+	/* CLEANs applied (refused ones are not counted) */
+	hs_buf_printf(&t, "cleans %llu\n", (unsigned long long)p->cleans_in);
+	hs_buf_printf(&t, "clean_purged_runs %llu\n", (unsigned long long)p->clean_purged);
 	hs_buf_printf(&t, "durability %s\n",
 		      hs_durability_name(p->sopts.durability));
 	hs_msg_statsreply_enc(hs_conn_out(pc->c), f->id, (const char *)t.data, t.len);
@@ -1237,6 +1276,9 @@ static void on_frame(struct hs_conn *c, const struct hs_frame *f, void *arg)
 		break;
 	case HS_MSG_SEAL:
 		on_seal(p, pc, f);
+		break;
+	case HS_MSG_CLEAN:
+		on_clean(p, pc, f);
 		break;
 	case HS_MSG_RELEASE:
 		on_release(p, pc, f);

@@ -125,6 +125,39 @@ int hs_msg_seal_dec(const uint8_t *body, size_t len, struct hs_seal *m)
 	return hs_rd_done(&r);
 }
 
+void hs_msg_clean_enc(struct hs_buf *b, uint64_t id, const struct hs_clean *m)
+{
+	size_t f = hs_frame_begin(b, HS_MSG_CLEAN, 0, id);
+
+	hs_w64(b, m->log);
+	hs_w32(b, m->epoch);
+	hs_w32(b, m->ballot);
+	hs_w64(b, m->lng);
+	hs_w64(b, m->end);
+	hs_frame_end(b, f);
+}
+
+int hs_msg_clean_dec(const uint8_t *body, size_t len, struct hs_clean *m)
+{
+	struct hs_rd r;
+	int rc;
+
+	hs_rd_init(&r, body, len);
+	m->log = hs_r64(&r);
+	m->epoch = hs_r32(&r);
+	m->ballot = hs_r32(&r);
+	m->lng = hs_r64(&r);
+	m->end = hs_r64(&r);
+	rc = hs_rd_done(&r);
+	if (rc)
+		return rc;
+	if (!m->epoch || m->end < m->lng ||
+	    (m->lng && HS_LSN_EPOCH(m->lng) != m->epoch) ||
+	    (m->end && HS_LSN_EPOCH(m->end) != m->epoch))
+		return -HS_EPROTO;
+	return 0;
+}
+
 void hs_msg_trim_enc(struct hs_buf *b, uint64_t id, const struct hs_trim *m)
 {
 	size_t f = hs_frame_begin(b, HS_MSG_TRIM, 0, id);
@@ -612,6 +645,7 @@ const char *hs_msg_name(uint16_t type)
 	case HS_MSG_REG_ACCEPTED: return "REG_ACCEPTED";
 	case HS_MSG_LOCATE: return "LOCATE";
 	case HS_MSG_LOCATED: return "LOCATED";
+	case HS_MSG_CLEAN: return "CLEAN";
 	case HS_MSG_REG_LIST: return "REG_LIST";
 	case HS_MSG_REG_LISTED: return "REG_LISTED";
 	}

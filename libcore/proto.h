@@ -64,11 +64,11 @@
  *   once (per its durability), then replies.
  *   flags: HS_STORE_NOSYNC 1 - these runs need not be synced before STORED
  *   (streams of durability async or memory).  A turn whose STOREs all carry
- *   it (and that stages no hard SEAL, TRIM, GETMETA or register write) is
- *   committed with the WAL written but not fsynced; the peer fsyncs it
- *   within ~100 ms.  Otherwise the turn's one fsync covers NOSYNC runs too.
- *   A sender sets it in the header (hs_put16(frame + 6, ...)) before
- *   hs_msg_wr_end(), which computes the CRC.
+ *   it (and that stages no hard SEAL, TRIM, CLEAN, GETMETA or register
+ *   write) is committed with the WAL written but not fsynced; the peer
+ *   fsyncs it within ~100 ms.  Otherwise the turn's one fsync covers NOSYNC
+ *   runs too.  A sender sets it in the header (hs_put16(frame + 6, ...))
+ *   before hs_msg_wr_end(), which computes the CRC.
  *   A run is refused with -HS_ESEALED when epoch(first_lsn) <= the log's seal
  *   (or soft seal), except a RECOVERY run whose ballot >= the seal, which is
  *   accepted and raises the seal to its ballot.
@@ -174,6 +174,25 @@
  *   wins).  Trimmed records are skipped.  Used to resolve @time positions.
  * LOCATED (27): i32 status | u64 lsn   lsn 0 = no such record in range.
  *
+ * RECOVERY RESULTS (serve -> peer; docs/replication.md §5)
+ * --------------------------------------------------------
+ * CLEAN (28): u64 log | u32 epoch | u32 ballot | u64 lng | u64 end  -> RESULT
+ *   A recovery with ballot `ballot` finished epoch `epoch` of log: every
+ *   slot <= lng is as the sequencer wrote it, every slot in (lng, end] has
+ *   a RECOVERY copy of that ballot on r peers, and the epoch ends with a
+ *   BRIDGE at end + 1 (end = lng = 0: the epoch holds nothing).  The peer
+ *   durably records (epoch, ballot, lng, end) as the log's clean record of
+ *   that epoch and deletes, in the same commit, its copies the recovery did
+ *   not write: runs of the epoch with first LSN > lng that are not RECOVERY
+ *   runs of `ballot` (the BRIDGE included), and every run after end + 1; a
+ *   run starting at or below lng that reaches past it is cut to end at lng.
+ *   So the peer never ships a stale tail of a recovered epoch.  Refused with
+ *   -HS_ESEALED if ballot < the log's seal (a newer recovery or sequencer
+ *   owns the log: its CLEAN will do) or < the ballot of a clean record the
+ *   peer already holds for that epoch (a repeat with the same ballot is
+ *   applied again, harmlessly).  A peer holding nothing of the epoch just
+ *   records it.  Runs staged in the same turn are left alone.
+ *
  * REG_LIST (100): u8 prefix_len | prefix | u8 after_len | after | u32 max
  *   The acceptor states whose key starts with prefix and is > after (byte
  *   order; after may be empty), at most max (1..65536) of them, in key
@@ -218,6 +237,7 @@ enum hs_msg {
 	HS_MSG_STATSREPLY = 25,
 	HS_MSG_LOCATE = 26,
 	HS_MSG_LOCATED = 27,
+	HS_MSG_CLEAN = 28,
 	HS_MSG_START = 32,
 	HS_MSG_RECORDS = 33,
 	HS_MSG_GAP = 34,
@@ -465,6 +485,18 @@ int hs_records_next(struct hs_records *m, uint64_t *first_lsn, const uint8_t **r
 const char *hs_msg_name(uint16_t type);
 /* True if type is one of enum hs_msg. */
 bool hs_msg_known(uint16_t type);
+
+/* CLEAN (28): the result of an epoch's recovery (see the spec above). */
+struct hs_clean {
+	uint64_t log;
+	uint32_t epoch;        /* the recovered epoch, >= 1 */
+	uint32_t ballot;       /* the recovery's ballot */
+	uint64_t lng, end;     /* as in the log record's CLEAN entry */
+};
+void hs_msg_clean_enc(struct hs_buf *b, uint64_t id, const struct hs_clean *m);
+/* -HS_EPROTO also for epoch 0, or lng or end nonzero and not in epoch
+ * (lng may also be epoch << 32 | 0), or end < lng. */
+int hs_msg_clean_dec(const uint8_t *body, size_t len, struct hs_clean *m);
 
 /* LSN text ("e<epoch>n<esn>"): hs_lsn_fmt() and hs_lsn_parse() are in pos.h. */
 

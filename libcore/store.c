@@ -67,6 +67,11 @@
  *   'Q' | part BE64                    (9 bytes) -> partition record, 21 bytes:
  *       0 u8 version (1) | 1 u64 created (ms since the epoch)
  *       | 9 u64 run bytes written | 17 u32 crc32c
+ *   'C' | log BE64 | epoch BE32        (13 bytes) -> clean record, 25 bytes:
+ *       0 u8 version (1) | 1 u32 ballot | 5 u64 lng | 13 u64 end
+ *       | 21 u32 crc32c
+ *       Written by hs_store_stage_clean() (CLEAN, proto.h): the recovery of
+ *       ballot `ballot` finished that epoch with (lng, end]; see Clean.
  *   'R' | register key (2..256 bytes)  -> acceptor state of one metadata
  *       register (libpaxos/register.h), the bytes of hs_reg_acc_enc(),
  *       which carry their own format byte and CRC32C; opaque here.
@@ -95,6 +100,19 @@
  * at the lowest first LSN staged for the log in this batch: a range deletion
  * is applied in batch order and would otherwise delete them.  What is not
  * deleted this way is skipped by iterators and goes with its partition.
+ *
+ * Clean (hs_store_stage_clean): the clean record is put and, in every
+ * partition holding the log, the runs of the epoch are walked once and
+ * those the recovery did not write are deleted by point deletes in the
+ * same batch: first LSN in (lo, hi + 1] and not a RECOVERY run of the
+ * ballot, or first LSN > hi + 1 (lo = max(lng, epoch << 32), hi = max(end,
+ * epoch << 32)); a run starting at or below lo and reaching past it is
+ * replaced, in its own partition (so "the newer partition wins" still
+ * holds), by its slice ending at lo.  Each copy of a key is judged on its
+ * own bytes, so a key present in two partitions is handled right.  Keys
+ * at or above the lowest first LSN staged for the log in this batch are
+ * left alone (a point delete would also hit the staged Put): at worst a
+ * stale copy survives, which readers ignore by the log record's rules.
  *
  * Failure: any failed write (batch, WAL sync, column family create or drop)
  * makes the store permanently failed (see store.h).
@@ -129,6 +147,8 @@
 #define PREC_LEN 12
 #define QREC_LEN 21
 #define DKEY_LEN 17
+#define CREC_LEN 25
+#define CKEY_LEN 13
 
 struct part {
 	uint64_t id;
@@ -1234,6 +1254,165 @@ int hs_store_stage_trim(struct hs_store *s, uint64_t log, uint64_t trim)
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+/* ---- clean records (CLEAN) -------------------------------------------- */
+
+static void ckey(uint8_t k[CKEY_LEN], uint64_t log, uint32_t epoch)
+{
+	k[0] = 'C';
+	hs_put64be(k + 1, log);
+	k[9] = (uint8_t)(epoch >> 24);
+	k[10] = (uint8_t)(epoch >> 16);
+	k[11] = (uint8_t)(epoch >> 8);
+	k[12] = (uint8_t)epoch;
+}
+
+int hs_store_clean_get(struct hs_store *s, uint64_t log, uint32_t epoch, uint32_t *ballot,
+		       uint64_t *lng, uint64_t *end)
+{
+	uint8_t k[CKEY_LEN], v[CREC_LEN];
+	size_t vn = 0;
+	int rc;
+
+	if (s->failed)
+		return -HS_ESTOREFAIL;
+	ckey(k, log, epoch);
+	rc = meta_get(s, k, sizeof(k), v, sizeof(v), &vn);
+	if (rc <= 0)
+		return rc;
+	if (vn != CREC_LEN || v[0] != 1 || hs_get32(v + 21) != hs_crc32c(0, v, 21)) {
+		hs_error("store '%s': corrupt clean record of log %" PRIu64 " epoch %" PRIu32,
+			 s->dir, log, epoch);
+		return -HS_ECHECKSUM;
+	}
+	*ballot = hs_get32(v + 1);
+	*lng = hs_get64(v + 5);
+	*end = hs_get64(v + 13);
+	return 1;
+}
+
+/* Purge epoch's runs of log in partition p that the recovery did not write
+ * (see Clean above); *purged counts the deleted and cut runs. */
+static int clean_part(struct hs_store *s, struct part *p, uint64_t log, uint32_t epoch,
+		      uint32_t ballot, uint64_t lo, uint64_t hi, uint64_t batch_lo,
+		      uint64_t *purged)
+{
+	uint8_t lk[DKEY_LEN], hk[DKEY_LEN];
+	size_t hkn = sizeof(hk);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it;
+	struct hs_buf cut = { 0 };
+	char *err = NULL;
+	int rc = 0;
+
+	dkey(lk, log, HS_LSN(epoch, 0));
+	if (epoch == UINT32_MAX)
+		hkn = dkey_end(hk, log);
+	else
+		dkey(hk, log, HS_LSN(epoch + 1, 0));
+	rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lk, sizeof(lk));
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hk, hkn);
+	it = rocksdb_create_iterator_cf(s->db, ro, p->cf);
+	for (rocksdb_iter_seek(it, (const char *)lk, sizeof(lk)); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kn, vn;
+		const uint8_t *key = (const uint8_t *)rocksdb_iter_key(it, &kn);
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vn);
+		uint64_t first;
+		struct hs_run r;
+		int ok;
+
+		if (kn != DKEY_LEN)
+			break;
+		first = hs_get64be(key + 9);
+		if (first >= batch_lo)
+			break; /* keys are ascending: the rest may be staged too */
+		ok = hs_run_parse(v, vn, &r) == 0;
+		if (first <= lo) {
+			/* A straddler keeps its slots <= lo (fully replicated);
+			 * one failing its checksum is left for readers to report. */
+			if (!ok || first + r.nrecords - 1 <= lo)
+				continue;
+			hs_buf_reset(&cut);
+			if (hs_run_slice(&r, 0, (uint32_t)(lo - first + 1), &cut) < 0)
+				continue;
+			rocksdb_writebatch_put_cf(s->wb, p->cf, (const char *)key, kn,
+						  (const char *)cut.data, cut.len);
+			++*purged;
+			continue;
+		}
+		if (ok && first <= hi + 1 && (r.flags & HS_RUN_RECOVERY) && r.wave == ballot)
+			continue;
+		rocksdb_writebatch_delete_cf(s->wb, p->cf, (const char *)key, kn);
+		++*purged;
+	}
+	rocksdb_iter_get_error(it, &err);
+	if (err) {
+		hs_error("store '%s': clean of log %" PRIu64 " epoch %" PRIu32 ": %s", s->dir, log,
+			 epoch, err);
+		rocksdb_free(err);
+		rc = -HS_EIO;
+	}
+	hs_buf_free(&cut);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
+int hs_store_stage_clean(struct hs_store *s, uint64_t log, uint32_t epoch, uint32_t ballot,
+			 uint64_t lng, uint64_t end, uint64_t *purged)
+{
+	uint8_t k[CKEY_LEN], v[CREC_LEN];
+	uint64_t base = HS_LSN(epoch, 0), lo, hi, batch_lo, max, n = 0;
+	uint64_t olng, oend;
+	uint32_t oballot;
+	struct ent *e;
+	int rc;
+
+	if (purged)
+		*purged = 0;
+	if (!epoch || end < lng || (lng && HS_LSN_EPOCH(lng) != epoch) ||
+	    (end && HS_LSN_EPOCH(end) != epoch))
+		return -HS_EPROTO;
+	rc = meta_entry(s, log, &e);
+	if (rc < 0)
+		return rc;
+	if (ballot < e->m.seal || ballot < e->m.soft_seal)
+		return -HS_ESEALED;
+	rc = hs_store_clean_get(s, log, epoch, &oballot, &olng, &oend);
+	if (rc < 0)
+		return rc;
+	if (rc && ballot < oballot)
+		return -HS_ESEALED;
+	batch_lo = e->batch_lo;
+	lo = lng > base ? lng : base;
+	hi = end > base ? end : base;
+	ckey(k, log, epoch);
+	v[0] = 1;
+	hs_put32(v + 1, ballot);
+	hs_put64(v + 5, lng);
+	hs_put64(v + 13, end);
+	hs_put32(v + 21, hs_crc32c(0, v, 21));
+	rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, sizeof(k), (const char *)v,
+				  sizeof(v));
+	/* Point deletes and puts out of key order: no memtable insert hints. */
+	s->range_staged = 1;
+	for (size_t i = 0; i < s->nparts; i++) {
+		struct part *p = s->parts[i];
+
+		rc = part_has(s, p, log, &max);
+		if (rc < 0)
+			return rc;
+		if (!rc || max <= lo)
+			continue;
+		rc = clean_part(s, p, log, epoch, ballot, lo, hi, batch_lo, &n);
+		if (rc < 0)
+			return rc;
+	}
+	if (purged)
+		*purged = n;
 	return 0;
 }
 

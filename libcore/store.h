@@ -102,6 +102,31 @@ int hs_store_stage_lce(struct hs_store *s, uint64_t log, uint32_t lce);
 int hs_store_stage_trim(struct hs_store *s, uint64_t log, uint64_t trim);
 
 /*
+ * CLEAN (proto.h, docs/replication.md §5): the recovery of ballot `ballot`
+ * finished epoch `epoch` of log with (lng, end] (both 0 for an empty epoch,
+ * else LSNs of that epoch, lng <= end).  Stages the log's clean record of
+ * that epoch (meta column family, 'C' | log | epoch) and the deletion of
+ * the epoch's runs the recovery did not write: runs with first LSN > lng
+ * that are not RECOVERY runs of ballot, and every run after end + 1 (the
+ * BRIDGE at end + 1 stays); a run starting at or below lng that reaches
+ * past it is cut to end at lng.  Runs staged in the current batch are
+ * never touched.  A log holding nothing of the epoch just gets the record.
+ * *purged (may be NULL) = runs deleted or cut.  Returns 0; -HS_EPROTO for
+ * inconsistent arguments; -HS_ESEALED (nothing staged) if ballot < the
+ * log's seal or soft seal, or < the ballot of the committed clean record
+ * of that epoch (the same ballot again is applied again); -HS_EIO,
+ * -HS_ECHECKSUM, -HS_ESTOREFAIL.  The commit carrying it should be synced
+ * (the caller's choice, as for a hard seal).
+ *
+ * hs_store_clean_get: the COMMITTED clean record of (log, epoch): 1 with
+ * *ballot, *lng, *end; 0 if none; -HS_EIO, -HS_ECHECKSUM, -HS_ESTOREFAIL.
+ */
+int hs_store_stage_clean(struct hs_store *s, uint64_t log, uint32_t epoch, uint32_t ballot,
+			 uint64_t lng, uint64_t end, uint64_t *purged);
+int hs_store_clean_get(struct hs_store *s, uint64_t log, uint32_t epoch, uint32_t *ballot,
+		       uint64_t *lng, uint64_t *end);
+
+/*
  * Metadata registers (libpaxos/register.h): hs-peer is an acceptor and keeps
  * each register's persisted acceptor state (hs_reg_acc_enc bytes, opaque
  * here) in the meta column family under 'R' | key.

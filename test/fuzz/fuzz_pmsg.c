@@ -1,7 +1,7 @@
 /*
  * fuzz_pmsg.c - libFuzzer target for the serve<->peer message decoders
  * (proto.h): the fixed messages, the lists (STORE, STORED, SEALED, RELEASE,
- * RECORDS), LOCATE, and the metadata register family (REG_PREPARE ..
+ * RECORDS), LOCATE, CLEAN, and the metadata register family (REG_PREPARE ..
  * REG_LISTED).  Built by test/fuzz/run.
  *
  * Input: byte 0 picks the type from types[], the rest is the frame body.
@@ -21,7 +21,7 @@ static const uint16_t types[] = {
 	HS_MSG_STATS, HS_MSG_STATSREPLY, HS_MSG_LOCATE, HS_MSG_LOCATED,
 	HS_MSG_START, HS_MSG_RECORDS, HS_MSG_GAP, HS_MSG_WINDOW, HS_MSG_STOP,
 	HS_MSG_END, HS_MSG_REG_PREPARE, HS_MSG_REG_PROMISE, HS_MSG_REG_ACCEPT,
-	HS_MSG_REG_ACCEPTED, HS_MSG_REG_LIST, HS_MSG_REG_LISTED,
+	HS_MSG_REG_ACCEPTED, HS_MSG_REG_LIST, HS_MSG_REG_LISTED, HS_MSG_CLEAN,
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 
@@ -69,6 +69,7 @@ static void decode(uint16_t type, const uint8_t *b, size_t n)
 		struct hs_stop stop;
 		struct hs_end end;
 		struct hs_locate locate;
+		struct hs_clean clean;
 		struct hs_located located;
 		struct hs_reg_list reg_list;
 		struct hs_store_rd store;
@@ -105,6 +106,7 @@ static void decode(uint16_t type, const uint8_t *b, size_t n)
 			fz_touch(m.statsreply.text, m.statsreply.len);
 		break;
 	case HS_MSG_LOCATE: hs_msg_locate_dec(b, n, &m.locate); break;
+	case HS_MSG_CLEAN: hs_msg_clean_dec(b, n, &m.clean); break;
 	case HS_MSG_LOCATED: hs_msg_located_dec(b, n, &m.located); break;
 	case HS_MSG_START: hs_msg_start_dec(b, n, &m.start); break;
 	case HS_MSG_GAP: hs_msg_gap_dec(b, n, &m.gap); break;

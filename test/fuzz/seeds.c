@@ -179,7 +179,7 @@ static uint8_t pidx(uint16_t type)
 {
 	static const uint16_t types[] = {
 		1, 2, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
-		32, 33, 34, 35, 36, 37, 96, 97, 98, 99, 100, 101,
+		32, 33, 34, 35, 36, 37, 96, 97, 98, 99, 100, 101, 28,
 	};
 
 	for (uint8_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -217,6 +217,12 @@ static void pmsg(void)
 	put_frame(T, pidx(HS_MSG_META), &b);
 	hs_msg_reg_list_enc(&b, 1, &rl);
 	put_frame(T, pidx(HS_MSG_REG_LIST), &b);
+	{
+		struct hs_clean cl = { 9, 3, 4, ((uint64_t)3 << 32) | 2, ((uint64_t)3 << 32) | 7 };
+
+		hs_msg_clean_enc(&b, 1, &cl);
+		put_frame(T, pidx(HS_MSG_CLEAN), &b);
+	}
 	hs_msg_store_begin(&w, &b, 1);
 	hs_msg_store_run(&w, 9, ((uint64_t)3 << 32) | 1, run.data, run.len);
 	hs_msg_store_run(&w, 9, ((uint64_t)3 << 32) | 4, run.data, run.len);

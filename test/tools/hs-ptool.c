@@ -24,6 +24,9 @@
  *       stream stays clean).  LSNs must strictly increase (exit 65 if not).
  *       Ends at END, after --count records, or --idle-exit after the
  *       stream went quiet.
+ *   clean --log L --epoch E --recovery BALLOT [--lng LSN] [--end LSN]
+ *       CLEAN (proto.h): the recovery of BALLOT finished epoch E with
+ *       (lng, end] (both default 0: an empty epoch).
  *   seal --log L --epoch E [--soft] [--lce N] | release --log L --lsn X |
  *   trim --log L --lsn X | meta --log L | stats | hello --version V |
  *   raw [--frame TYPE] --hex HEX [--no-hello] | garbage N [--no-hello]
@@ -81,6 +84,7 @@ static const char usage_text[] =
 	"  read --log L [--from LSN] [--until LSN] [--window N] [--no-refill]\n"
 	"       [--ignore-released] [--count N] [--idle-exit DUR] [--format F]\n"
 	"  seal --log L --epoch E [--soft] [--lce N]\n"
+	"  clean --log L --epoch E --recovery BALLOT [--lng LSN] [--end LSN]\n"
 	"  release --log L --lsn LSN | trim --log L --lsn LSN | meta --log L | stats\n"
 	"  hello --version V | raw [--frame TYPE] --hex HEX [--no-hello]\n"
 	"  garbage N [--no-hello]\n"
@@ -93,7 +97,7 @@ static const char help_text[] =
 	"\n"
 	"usage: hs-ptool [-a ADDR] [-t DUR] COMMAND [options]\n"
 	"\n"
-	"commands: store, read, seal, release, trim, meta, stats, hello, raw, garbage, reg\n"
+	"commands: store, read, seal, clean, release, trim, meta, stats, hello, raw, garbage, reg\n"
 	"\n"
 	"      --log L              log id\n"
 	"      --epoch E            epoch of the stored LSNs / of the seal\n"
@@ -103,7 +107,8 @@ static const char help_text[] =
 	"      --size S             payload bytes (default 100)\n"
 	"      --inflight K         STORE frames in flight (default 8)\n"
 	"      --rate R             offered load in records/s (default: as fast as possible)\n"
-	"      --recovery BALLOT    store recovery runs with this ballot\n"
+	"      --recovery BALLOT    store recovery runs with this ballot; (clean) its ballot\n"
+	"      --lng LSN, --end LSN (clean) the recovered epoch's LNG and last LSN\n"
 	"      --acks FILE          append \"FIRST LAST\" per acknowledged run\n"
 	"      --payload-file F     one payload per line of F\n"
 	"      --stdin              one payload per line of stdin\n"
@@ -137,7 +142,7 @@ enum {
 	OPT_STDIN, OPT_FROM, OPT_UNTIL, OPT_WINDOW, OPT_NO_REFILL, OPT_IGNORE_RELEASED,
 	OPT_IDLE_EXIT, OPT_FORMAT, OPT_SOFT, OPT_LCE, OPT_LSN, OPT_PVERSION, OPT_HEX,
 	OPT_NO_HELLO, OPT_FRAME, OPT_PEERS, OPT_Q1, OPT_Q2, OPT_PROPOSER_ID, OPT_ATTEMPTS,
-	OPT_PHASE_TIMEOUT,
+	OPT_PHASE_TIMEOUT, OPT_LNG, OPT_END,
 };
 
 enum fmt { FMT_LINE, FMT_HEX, FMT_LSN, FMT_PAYLOAD };
@@ -175,6 +180,7 @@ struct opts {
 	int has_inflight;
 	const char *peers;
 	uint64_t q1, q2, proposer_id, attempts, phase_ms;
+	uint64_t lng, end;        /* clean */
 };
 
 static struct hs_cli cli;
@@ -732,6 +738,41 @@ static int cmd_release_trim(int trim)
 	}
 	if (res.status < 0)
 		status = hs_cli_fail(&cli, hs_exit_status(res.status), "%s: %.*s", o.cmd,
+				     (int)res.msg_len, res.msg);
+out:
+	hs_sconn_close(&c);
+	return status;
+}
+
+static int cmd_clean(void)
+{
+	struct hs_sconn c;
+	struct hs_clean m = { 0 };
+	struct hs_frame f;
+	struct hs_result res;
+	int status;
+
+	if (!o.has_log || !o.epoch || o.epoch > UINT32_MAX || !o.recovery ||
+	    o.ballot > UINT32_MAX)
+		return hs_cli_usage_error(&cli, "clean needs --log, --epoch and --recovery");
+	status = connect_peer(&c, 1);
+	if (status)
+		goto out;
+	m.log = o.log;
+	m.epoch = (uint32_t)o.epoch;
+	m.ballot = (uint32_t)o.ballot;
+	m.lng = o.lng;
+	m.end = o.end;
+	hs_msg_clean_enc(hs_sconn_out(&c), 2, &m);
+	status = wait_reply(&c, 2, HS_MSG_RESULT, &f, "CLEAN");
+	if (status)
+		goto out;
+	if (hs_msg_result_dec(f.body, f.body_len, &res) < 0) {
+		status = hs_cli_fail(&cli, EX_PROTOCOL, "malformed RESULT");
+		goto out;
+	}
+	if (res.status < 0)
+		status = hs_cli_fail(&cli, hs_exit_status(res.status), "clean: %.*s",
 				     (int)res.msg_len, res.msg);
 out:
 	hs_sconn_close(&c);
@@ -1338,6 +1379,8 @@ static int parse(int argc, char **argv)
 		{ "proposer-id", required_argument, NULL, OPT_PROPOSER_ID },
 		{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
 		{ "phase-timeout", required_argument, NULL, OPT_PHASE_TIMEOUT },
+		{ "lng", required_argument, NULL, OPT_LNG },
+		{ "end", required_argument, NULL, OPT_END },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt, status, r = 0;
@@ -1429,6 +1472,8 @@ static int parse(int argc, char **argv)
 				r = hs_cli_usage_error(&cli, "--proposer-id must be 1..4294967295");
 			break;
 		case OPT_ATTEMPTS: r = num("--attempts", optarg, &o.attempts); break;
+		case OPT_LNG: r = lsnarg("--lng", optarg, &o.lng); break;
+		case OPT_END: r = lsnarg("--end", optarg, &o.end); break;
 		case OPT_PHASE_TIMEOUT:
 			if (hs_parse_duration_ms(optarg, &o.phase_ms) < 0 || !o.phase_ms ||
 			    o.phase_ms > UINT32_MAX)
@@ -1474,6 +1519,8 @@ int main(int argc, char **argv)
 		status = cmd_release_trim(1);
 	else if (!strcmp(o.cmd, "meta"))
 		status = cmd_meta();
+	else if (!strcmp(o.cmd, "clean"))
+		status = cmd_clean();
 	else if (!strcmp(o.cmd, "stats"))
 		status = cmd_stats();
 	else if (!strcmp(o.cmd, "hello"))

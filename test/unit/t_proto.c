@@ -15,6 +15,7 @@
 DEC(hello, struct hs_hello)
 DEC(result, struct hs_result)
 DEC(seal, struct hs_seal)
+DEC(clean, struct hs_clean)
 DEC(trim, struct hs_trim)
 DEC(getmeta, struct hs_getmeta)
 DEC(meta, struct hs_meta)
@@ -108,6 +109,37 @@ int main(void)
 			tmp[12] = 2;
 			is_int(hs_msg_seal_dec(tmp, 17, &d), -HS_EPROTO, "SEAL soft=2 refused");
 		}
+	}
+	/* CLEAN */
+	{
+		struct hs_clean c = { 0xabcdef, 7, 9, HS_LSN(7, 3), HS_LSN(7, 12) }, d;
+		uint8_t tmp[32];
+
+		hs_buf_reset(&b);
+		hs_msg_clean_enc(&b, 77, &c);
+		ok(parse_one(HS_MSG_CLEAN) && f.body_len == 32, "CLEAN frame, 32-byte body");
+		ok(!hs_msg_clean_dec(f.body, f.body_len, &d) && d.log == 0xabcdef && d.epoch == 7 &&
+		   d.ballot == 9 && d.lng == HS_LSN(7, 3) && d.end == HS_LSN(7, 12),
+		   "CLEAN round trip");
+		check_body(dec_clean, "CLEAN", 0);
+		is_str(hs_msg_name(HS_MSG_CLEAN), "CLEAN", "CLEAN has a name");
+		memcpy(tmp, f.body, 32);
+		hs_put64(tmp + 24, HS_LSN(7, 2));
+		is_int(hs_msg_clean_dec(tmp, 32, &d), -HS_EPROTO, "CLEAN end < lng refused");
+		hs_put64(tmp + 24, HS_LSN(8, 2));
+		is_int(hs_msg_clean_dec(tmp, 32, &d), -HS_EPROTO, "CLEAN end in another epoch refused");
+		hs_put32(tmp + 8, 0);
+		is_int(hs_msg_clean_dec(tmp, 32, &d), -HS_EPROTO, "CLEAN epoch 0 refused");
+		c.lng = c.end = 0;
+		hs_buf_reset(&b);
+		hs_msg_clean_enc(&b, 77, &c);
+		ok(parse_one(HS_MSG_CLEAN) && !hs_msg_clean_dec(f.body, f.body_len, &d) &&
+		   !d.lng && !d.end, "CLEAN of an empty epoch");
+		c.lng = c.end = HS_LSN(7, 0);
+		hs_buf_reset(&b);
+		hs_msg_clean_enc(&b, 77, &c);
+		ok(parse_one(HS_MSG_CLEAN) && !hs_msg_clean_dec(f.body, f.body_len, &d),
+		   "CLEAN with lng = end = epoch << 32");
 	}
 	/* TRIM, GETMETA */
 	{

@@ -661,11 +661,166 @@ static void t_throughput(void)
 	rmtree(dir);
 }
 
+/* The run of log starting at first, as an iterator returns it: 1 with its
+ * record count, flags and wave, 0 if absent, -1 on error. */
+static int run_at(struct hs_store *s, uint64_t log, uint64_t first, uint32_t *n, uint8_t *flags,
+		  uint32_t *wave)
+{
+	struct hs_store_iter *it;
+	struct hs_run r;
+	uint64_t f;
+	const uint8_t *p;
+	size_t len;
+	int rc, found = 0;
+
+	if (hs_store_iter_new(s, log, first, &it) < 0)
+		return -1;
+	while ((rc = hs_store_iter_next(it, &f, &p, &len)) == 1) {
+		if (f < first)
+			continue;
+		if (f == first && hs_run_parse(p, len, &r) == 0) {
+			*n = r.nrecords;
+			*flags = r.flags;
+			*wave = r.wave;
+			found = 1;
+		}
+		break;
+	}
+	hs_store_iter_free(it);
+	return rc < 0 ? -1 : found;
+}
+
+/* CLEAN: the clean record and the purge of copies the recovery did not
+ * write (docs/replication.md §5). */
+static void t_clean(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 0, HS_DUR_SYNC);
+	uint64_t f[16], purged = 99, lng, end;
+	uint32_t ballot, n, wave;
+	uint8_t fl;
+
+	if (!ok(s != NULL, "open"))
+		return;
+	/* Log 7, epoch 2 as a dead sequencer left it, plus an earlier
+	 * unfinished recovery (ballot 2) and the finished one (ballot 3). */
+	is_int(stage(s, 7, E(1, 1), 0, 1, 2, 1), 0, "epoch 1 run");
+	is_int(stage(s, 7, E(2, 1), 0, 1, 5, 2), 0, "e2 1..5 (straddles lng 3)");
+	is_int(stage(s, 7, E(2, 6), 0, 1, 3, 3), 0, "e2 6..8 (sequencer copy)");
+	is_int(stage(s, 7, E(2, 9), 0, 1, 2, 4), 0, "e2 9..10 (stale tail)");
+	is_int(stage(s, 7, E(2, 5), HS_RUN_RECOVERY, 2, 1, 5), 0, "e2 5 (ballot 2)");
+	is_int(stage(s, 7, E(2, 4), HS_RUN_RECOVERY, 3, 4, 6), 0, "e2 4..7 (ballot 3)");
+	is_int(stage(s, 7, E(2, 8), HS_RUN_RECOVERY | HS_RUN_BRIDGE, 3, 1, 0), 0,
+	       "e2 8 BRIDGE (ballot 3)");
+	is_int(stage(s, 7, E(5, 1), 0, 1, 1, 7), 0, "epoch 5 run");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(hs_store_clean_get(s, 7, 2, &ballot, &lng, &end), 0, "no clean record yet");
+	is_int(hs_store_stage_clean(s, 7, 2, 2, E(2, 3), E(2, 7), NULL), -HS_ESEALED,
+	       "CLEAN with ballot 2 < seal 3 refused");
+	is_int(hs_store_stage_clean(s, 7, 2, 3, E(2, 3), E(3, 7), NULL), -HS_EPROTO,
+	       "CLEAN with end in another epoch refused");
+	is_int(hs_store_stage_clean(s, 7, 2, 3, E(2, 3), E(2, 7), &purged), 0, "CLEAN staged");
+	is_int(purged, 4, "4 runs purged or cut");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(readall(s, 7, 0, f, 16), 5, "5 runs left");
+	ok(f[0] == E(1, 1) && f[1] == E(2, 1) && f[2] == E(2, 4) && f[3] == E(2, 8) &&
+		   f[4] == E(5, 1),
+	   "left: e1n1, e2n1 (cut), e2n4 and the BRIDGE (ballot 3), e5n1");
+	ok(run_at(s, 7, E(2, 1), &n, &fl, &wave) == 1 && n == 3 && fl == 0,
+	   "the straddler now ends at lng");
+	ok(run_at(s, 7, E(2, 4), &n, &fl, &wave) == 1 && n == 4 && wave == 3 &&
+		   fl == HS_RUN_RECOVERY,
+	   "the recovery's copy is intact");
+	ok(hs_store_clean_get(s, 7, 2, &ballot, &lng, &end) == 1 && ballot == 3 &&
+		   lng == E(2, 3) && end == E(2, 7),
+	   "clean record committed");
+	is_int(hs_store_stage_clean(s, 7, 2, 3, E(2, 3), E(2, 7), &purged), 0,
+	       "the same CLEAN again is accepted");
+	is_int(purged, 0, "and purges nothing more");
+	hs_store_stage_seal(s, 7, 4, 0);
+	is_int(hs_store_stage_clean(s, 7, 2, 3, E(2, 3), E(2, 7), NULL), -HS_ESEALED,
+	       "CLEAN refused once a newer seal exists");
+	/* A log holding nothing of the epoch just records it. */
+	is_int(hs_store_stage_clean(s, 8, 4, 6, E(4, 2), E(4, 9), &purged), 0,
+	       "CLEAN of an epoch not held");
+	is_int(purged, 0, "nothing purged");
+	/* An empty epoch: every copy goes. */
+	is_int(stage(s, 9, E(1, 1), 0, 1, 2, 8), 0, "log 9 e1 1..2 (never acked)");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(hs_store_stage_clean(s, 9, 1, 1, 0, 0, &purged), 0, "CLEAN of an empty epoch");
+	is_int(purged, 1, "its run purged");
+	/* Runs staged in the same batch are left alone. */
+	is_int(stage(s, 10, E(1, 2), 0, 1, 1, 9), 0, "log 10 e1n2");
+	is_int(stage(s, 10, E(1, 5), 0, 1, 1, 9), 0, "log 10 e1n5");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(stage(s, 10, E(1, 5), HS_RUN_RECOVERY, 1, 1, 9), 0,
+	       "recovery copy of e1n5 staged (ballot 1)");
+	is_int(hs_store_stage_clean(s, 10, 1, 1, 0, E(1, 5), &purged), 0,
+	       "CLEAN in the same batch");
+	is_int(purged, 1, "only the committed e1n2 purged");
+	is_int(hs_store_commit(s), 0, "commit");
+	ok(readall(s, 10, 0, f, 16) == 1 && f[0] == E(1, 5) &&
+		   run_at(s, 10, E(1, 5), &n, &fl, &wave) == 1 && fl == HS_RUN_RECOVERY,
+	   "the staged recovery copy survived");
+	hs_store_close(s);
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	if (!ok(s != NULL, "reopen"))
+		goto out;
+	ok(hs_store_clean_get(s, 8, 4, &ballot, &lng, &end) == 1 && ballot == 6 &&
+		   lng == E(4, 2) && end == E(4, 9),
+	   "clean record persisted");
+	is_int(readall(s, 9, 0, f, 16), 0, "log 9 holds nothing");
+	is_int(readall(s, 7, 0, f, 16), 5, "log 7 purge persisted");
+	hs_store_close(s);
+out:
+	rmtree(dir);
+}
+
+/* CLEAN over several partitions: each copy of a key is judged on its own
+ * bytes (the sequencer's copy in an old partition goes, the recovery's in
+ * a newer one stays), a straddler is cut in its own partition. */
+static void t_clean_parts(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s = open_at(dir, 1, HS_DUR_SYNC); /* roll after every commit */
+	uint64_t f[16], purged = 0;
+	uint32_t n, wave;
+	uint8_t fl;
+	char cfs[512];
+
+	if (!ok(s != NULL, "open with partition_bytes 1"))
+		return;
+	stage(s, 3, E(1, 1), 0, 1, 6, 1);  /* e1n1..6, straddles lng 4 */
+	hs_store_commit(s);
+	stage(s, 3, E(1, 7), 0, 1, 4, 2);  /* e1n7..10 */
+	hs_store_commit(s);
+	stage(s, 3, E(1, 7), HS_RUN_RECOVERY, 2, 2, 3); /* e1n7..8, newer partition */
+	stage(s, 3, E(1, 5), HS_RUN_RECOVERY, 2, 2, 4); /* e1n5..6 */
+	hs_store_commit(s);
+	stage(s, 3, E(1, 9), HS_RUN_RECOVERY | HS_RUN_BRIDGE, 2, 1, 0);
+	hs_store_commit(s);
+	is_int(raw_count(dir, 3, cfs, sizeof(cfs)), 5, "setup: 5 keys across partitions");
+	is_int(hs_store_stage_clean(s, 3, 1, 2, E(1, 4), E(1, 8), &purged), 0, "CLEAN");
+	is_int(purged, 2, "the old e1n7 copy deleted, the straddler cut");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(readall(s, 3, 0, f, 16), 4, "4 runs: e1n1 (cut), e1n5, e1n7, the BRIDGE");
+	ok(f[0] == E(1, 1) && f[1] == E(1, 5) && f[2] == E(1, 7) && f[3] == E(1, 9), "in order");
+	ok(run_at(s, 3, E(1, 1), &n, &fl, &wave) == 1 && n == 4 && fl == 0,
+	   "straddler cut to e1n1..4");
+	ok(run_at(s, 3, E(1, 7), &n, &fl, &wave) == 1 && n == 2 && fl == HS_RUN_RECOVERY,
+	   "the recovery's e1n7 (newer partition) stays");
+	hs_store_close(s);
+	is_int(raw_count(dir, 3, cfs, sizeof(cfs)), 4, "4 keys left in RocksDB");
+	rmtree(dir);
+}
+
 int main(void)
 {
 	hs_log_init("t_store", HS_LOG_ERROR);
 	t_basic();
 	t_seal();
+	t_clean();
+	t_clean_parts();
 	t_trim();
 	t_partitions();
 	t_time_roll();
