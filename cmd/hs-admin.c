@@ -2,7 +2,7 @@
  * hs-admin - manage the streams of an HStore server and look at its state
  * (CLI.md "Clients"; the messages are those of proto_client.h).
  *
- * COMMANDS are NOUN VERB: stream create|delete|list|info|exists|trim,
+ * COMMANDS are NOUN VERB: stream create|alter|delete|list|info|exists|trim,
  * sub create|delete|list|info, cluster status, stats.  One getopt_long table holds every flag, GNU
  * permutation lets flags follow the names, and each verb says which flags
  * it takes, so a flag given to the wrong verb is a usage error rather than
@@ -40,6 +40,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "manifest.h"
 #include "parse.h"
 #include "pos.h"
 #include "proto.h"
@@ -57,6 +58,7 @@ static const char usage_text[] =
 	"usage: hs-admin [options] stream create NAME... [--replication R] [--retention DUR]\n"
 	"                          [--offload-after DUR] [--durability MODE] [--exist-ok]\n"
 	"       hs-admin [options] stream create --from-file FILE|- [attribute options]\n"
+	"       hs-admin [options] stream alter NAME... [--retention DUR] [--offload-after DUR]\n"
 	"       hs-admin [options] stream delete NAME... [-f]\n"
 	"       hs-admin [options] stream list [--names | --json] [--prefix P]\n"
 	"       hs-admin [options] stream info NAME... [--json]\n"
@@ -78,9 +80,10 @@ static const char help_text[] =
 	"\n"
 	"commands:\n"
 	"  stream create NAME...      create streams (exit 65 if one exists, unless --exist-ok)\n"
+	"  stream alter NAME...       change the retention and offload policies of streams\n"
 	"  stream delete NAME...      delete streams and their data (asks on a tty, else -f)\n"
 	"  stream list                list streams: a table on a tty, names otherwise\n"
-	"  stream info NAME...        show a stream's attributes and positions\n"
+	"  stream info NAME...        show a stream's attributes and positions, both tiers\n"
 	"  stream exists NAME...      exit 0 if every stream exists, 1 if one does not\n"
 	"  stream trim NAME... --before POS   drop every record before POS\n"
 	"  sub create SUB --stream NAME   create a named subscription (a durable cursor)\n"
@@ -92,8 +95,9 @@ static const char help_text[] =
 	"\n"
 	"options:\n"
 	"      --replication R        copies of each record, 1..127 (create)\n"
-	"      --retention DUR        drop records older than DUR; 0 = forever (create)\n"
-	"      --offload-after DUR    offload records older than DUR; 0 = never (create)\n"
+	"      --retention DUR        drop records older than DUR; 0 = forever (create, alter)\n"
+	"      --offload-after DUR    offload records older than DUR; 0 = never (create,\n"
+	"                             alter; hs-offload applies it)\n"
 	"      --durability MODE      sync, async or memory (create)\n"
 	"      --from-file FILE       read names to create, one per line; - is stdin\n"
 	"      --exist-ok             an existing stream is not an error (create)\n"
@@ -269,8 +273,16 @@ static void put_count(struct hs_buf *b, uint64_t v, bool json)
 		hs_buf_printf(b, "%llu", (unsigned long long)v);
 }
 
+/* The Tier2 part of stream info (TIER_INFO), when the server gave it. */
+struct tier2 {
+	bool known;
+	uint64_t segments, expired, offload;
+};
+
+static const struct tier2 no_tier2; /* list: one request per page, no Tier2 */
+
 static void info_json(struct hs_buf *b, const char *name, size_t len,
-		      const struct hs_stream_info *in)
+		      const struct hs_stream_info *in, const struct tier2 *t2)
 {
 	hs_buf_append(b, "{\"name\":", 8);
 	json_str(b, name, len);
@@ -291,6 +303,11 @@ static void info_json(struct hs_buf *b, const char *name, size_t len,
 	put_lsn(b, in->tier1_trim, true);
 	hs_buf_append(b, ",\"offload\":", 11);
 	put_lsn(b, in->offload, true);
+	if (t2->known) {
+		hs_buf_printf(b, ",\"tier2_segments\":%llu,\"tier2_expired\":",
+			      (unsigned long long)t2->segments);
+		put_lsn(b, t2->expired, true);
+	}
 	hs_buf_append(b, ",\"records\":", 11);
 	put_count(b, in->records, true);
 	hs_buf_append(b, ",\"bytes\":", 9);
@@ -312,7 +329,7 @@ static void put_dur(struct hs_buf *b, uint64_t ms, const char *zero)
 
 /* "key value" lines, one stream after another separated by a blank line. */
 static void info_text(struct hs_buf *b, const char *name, size_t len,
-		      const struct hs_stream_info *in)
+		      const struct hs_stream_info *in, const struct tier2 *t2)
 {
 	char t[HS_POS_FMT_MAX], sz[HS_SIZE_FMT_MAX];
 
@@ -333,6 +350,11 @@ static void info_text(struct hs_buf *b, const char *name, size_t len,
 	put_lsn(b, in->tier1_trim, false);
 	hs_buf_printf(b, "\noffload       ");
 	put_lsn(b, in->offload, false);
+	if (t2->known) {
+		hs_buf_printf(b, "\ntier2         %llu segments", (unsigned long long)t2->segments);
+		hs_buf_printf(b, "\ntier2-expired ");
+		put_lsn(b, t2->expired, false);
+	}
 	hs_buf_printf(b, "\nrecords       ");
 	put_count(b, in->records, false);
 	hs_buf_printf(b, "\nbytes         ");
@@ -462,6 +484,9 @@ static size_t encode_batch(struct admin *a, uint16_t type, uint64_t id,
 	case HS_MSG_STREAM_TRIM:
 		hs_msg_stream_trim_begin(&w, b, id);
 		break;
+	case HS_MSG_STREAM_ALTER:
+		hs_msg_stream_alter_begin(&w, b, id);
+		break;
 	default:
 		hs_msg_stream_info_begin(&w, b, id);
 		break;
@@ -469,7 +494,7 @@ static size_t encode_batch(struct admin *a, uint16_t type, uint64_t id,
 	for (k = 0; k < n && k < BATCH; k++) {
 		if (k && hs_msg_wr_size(&w) + ENTRY_MAX > a->c.max_out)
 			break;
-		if (type == HS_MSG_STREAM_CREATE)
+		if (type == HS_MSG_STREAM_CREATE || type == HS_MSG_STREAM_ALTER)
 			hs_msg_stream_create_add(&w, names[k].p, names[k].len, &a->attrs);
 		else if (type == HS_MSG_STREAM_TRIM)
 			hs_msg_stream_trim_add(&w, names[k].p, names[k].len, &a->before);
@@ -552,6 +577,16 @@ static int on_created(struct admin *a, struct hs_clist *l, const struct name *na
 	return 0;
 }
 
+static int on_altered(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
+{
+	struct hs_status_ent e;
+
+	for (size_t i = 0; i < n && hs_statuses_next(l, &e) == 1; i++)
+		if (e.status < 0)
+			entry_fail(a, names[i].p, names[i].len, e.status);
+	return 0;
+}
+
 static int on_deleted(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
 {
 	struct hs_status_ent e;
@@ -597,25 +632,85 @@ static int on_exists(struct admin *a, struct hs_clist *l, const struct name *nam
 	return 0;
 }
 
+/* The Tier2 state of names[0..n) into t2 (zeroed first): one TIER_INFO
+ * call.  Info runs with a window of 1, so nothing else is in flight on the
+ * connection.  Returns 0 or the exit status of a transport failure. */
+static int tier2_info(struct admin *a, const struct name *names, size_t n, struct tier2 *t2)
+{
+	uint64_t id = hs_client_next_id();
+	struct hs_msg_wr w;
+	struct hs_frame f;
+	struct hs_clist l;
+	struct hs_tier_infos_ent e;
+	int r;
+
+	memset(t2, 0, n * sizeof(*t2));
+	hs_msg_tier_info_begin(&w, hs_sconn_out(&a->c), id);
+	for (size_t i = 0; i < n; i++)
+		hs_msg_name_add(&w, names[i].p, names[i].len);
+	hs_msg_wr_end(&w);
+	r = hs_client_call(&a->c, id, &f);
+	if (r < 0)
+		return transport_fail(a, r);
+	if ((r = check_reply(a, &f, HS_MSG_TIER_INFOS)))
+		return r;
+	if (hs_msg_clist_dec(f.type, f.body, f.body_len, &l) < 0 || l.n != n)
+		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad TIER_INFOS");
+	for (size_t i = 0; i < n && hs_tier_infos_next(&l, &e) == 1; i++) {
+		struct hs_man m = { 0 };
+
+		if (e.status || !e.has_info || hs_man_dec(e.info.man, e.info.man_len, &m) < 0) {
+			hs_man_free(&m);
+			continue;
+		}
+		t2[i].known = true;
+		t2[i].segments = m.nentries;
+		for (uint16_t k = 0; k < m.nrefs; k++)
+			t2[i].segments += m.refs[k].nentries;
+		t2[i].expired = m.expired;
+		t2[i].offload = m.offload;
+		hs_man_free(&m);
+	}
+	return 0;
+}
+
 static int on_info(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
 {
 	struct hs_streams_ent e;
+	struct hs_streams_ent *ents = hs_xcalloc(n ? n : 1, sizeof(*ents));
+	struct tier2 *t2 = hs_xcalloc(n ? n : 1, sizeof(*t2));
+	size_t got = 0;
+	int r;
 
-	for (size_t i = 0; i < n && hs_streams_next(l, &e) == 1; i++) {
+	/* Copy the entries out first: they borrow the reply frame, which the
+	 * TIER_INFO call's reply replaces (names are the caller's, and the
+	 * server answers in their order). */
+	for (; got < n && hs_streams_next(l, &e) == 1; got++) {
+		ents[got] = e;
+		ents[got].stream = names[got].p;
+		ents[got].stream_len = names[got].len;
+	}
+	r = tier2_info(a, names, got, t2);
+	for (size_t i = 0; !r && i < got; i++) {
+		e = ents[i];
 		if (e.status < 0 || !e.has_info) {
 			entry_fail(a, names[i].p, names[i].len, e.status < 0 ? e.status : -HS_EPROTO);
 			continue;
 		}
+		if (t2[i].known)
+			e.info.offload = t2[i].offload;
 		if (a->flags & F_JSON) {
-			info_json(&a->out, e.stream, e.stream_len, &e.info);
+			info_json(&a->out, e.stream, e.stream_len, &e.info, &t2[i]);
 		} else {
 			if (a->printed)
 				hs_buf_appendc(&a->out, '\n');
 			a->printed = true;
-			info_text(&a->out, e.stream, e.stream_len, &e.info);
+			info_text(&a->out, e.stream, e.stream_len, &e.info, &t2[i]);
 		}
 	}
-	return out_flush(a);
+	free(ents);
+	free(t2);
+	return r ? r : out_flush(a);
 }
 
 /* ---- names from argv or a file ---------------------------------------- */
@@ -751,6 +846,27 @@ out:
 	free(names);
 	hs_buf_free(&data);
 	return st;
+}
+
+static int cmd_alter(struct admin *a, int argc, char **argv)
+{
+	struct name *names;
+	int st;
+
+	if (!argc)
+		return hs_cli_usage_error(&a->cli, "stream alter needs a NAME");
+	if (!(a->flags & (F_RETENTION | F_OFFLOAD)))
+		return hs_cli_usage_error(&a->cli,
+					  "stream alter needs --retention or --offload-after");
+	st = names_from_argv(a, argv, argc, &names);
+	if (st)
+		return st;
+	st = connect_server(a, false);
+	if (!st)
+		st = pipeline(a, HS_MSG_STREAM_ALTER, HS_MSG_STATUSES, names, (size_t)argc, WINDOW,
+			      on_altered);
+	free(names);
+	return finish(a, st);
 }
 
 /* Without -f: ask on a tty (stdin and stderr), refuse otherwise.  Returns
@@ -950,7 +1066,7 @@ static int cmd_list(struct admin *a, int argc, char **argv)
 			if (e.status < 0 || ((json || tab) && !e.has_info))
 				continue;
 			if (json) {
-				info_json(&a->out, e.stream, e.stream_len, &e.info);
+				info_json(&a->out, e.stream, e.stream_len, &e.info, &no_tier2);
 			} else if (tab) {
 				if (nrows == caprows) {
 					caprows = caprows ? 2 * caprows : 64;
@@ -1455,6 +1571,7 @@ struct cmd {
 
 static const struct cmd cmds[] = {
 	{ "stream", "create", cmd_create, F_ATTRS | F_FROM_FILE | F_EXIST_OK },
+	{ "stream", "alter", cmd_alter, F_RETENTION | F_OFFLOAD },
 	{ "stream", "delete", cmd_delete, F_FORCE },
 	{ "stream", "list", cmd_list, F_NAMES | F_JSON | F_PREFIX },
 	{ "stream", "info", cmd_info, F_JSON },

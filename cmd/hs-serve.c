@@ -10,8 +10,10 @@
  * supervises them: a child that exits is logged and restarted after a
  * backoff (100 ms doubling to 5 s, reset after 10 s of good health).
  * Children get PR_SET_PDEATHSIG(SIGTERM), so a killed hs-serve does not
- * leave them holding their stores.  --peer ADDR (repeatable) uses external
- * peers instead.
+ * leave them holding their stores; they get node ids 1..N (--node-id), which
+ * the replication needs distinct (docs/replication.md §1).  --peer ADDR
+ * (repeatable) uses external peers instead.  --replication R (the default
+ * of new streams) must not exceed the number of peers.
  *
  * METADATA (libpaxos/meta.h).  One CASPaxos proposer (libpaxos/register.h)
  * over M = every peer, majority quorums.  Its id is (a random 16-bit node
@@ -49,8 +51,10 @@
 #include "parse.h"
 #include "peers.h"
 #include "proto.h"
+#include "recovery.h"
 #include "run.h"
 #include "serve.h"
+#include "tier.h"
 
 #define STOP_GRACE_MS 10000
 
@@ -69,10 +73,11 @@ static const char help_text[] =
 	"      --listen ADDR         unix:PATH or HOST:PORT (loopback only; port 0: the\n"
 	"                            kernel picks); repeatable; default: the per-user socket\n"
 	"      --peer ADDR           use this hs-peer instead of spawning local ones;\n"
-	"                            repeatable (the first one holds the data this release)\n"
-	"      --local-peers N       spawn and supervise N local hs-peer processes (default 1)\n"
-	"      --replication R       default replication factor of new streams (only 1 this\n"
-	"                            release)\n"
+	"                            repeatable (each started with its own node id)\n"
+	"      --local-peers N       spawn and supervise N local hs-peer processes, node\n"
+	"                            ids 1..N (default 1)\n"
+	"      --replication R       default replication factor of new streams: copies\n"
+	"                            of each record, 1..number of peers (default 1)\n"
 	"      --durability MODE     default durability of new streams: sync (default),\n"
 	"                            async or memory; spawned peers run sync, or memory\n"
 	"                            (no WAL at all) with memory\n"
@@ -107,14 +112,21 @@ enum {
 static struct serve *g_sv; /* for the child restart timers only */
 /* ---- register proposer glue ---------------------------------------------- */
 
+/* The proposer's frame ids start at PROPOSER_ID_BASE, far above the ids of
+ * hs_peers_next_id() (which start at 1): its replies (matched by ballot,
+ * not by id) must never land on a STORE's, SEAL's or read's registration,
+ * so they always reach peer_frame(). */
+#define PROPOSER_ID_BASE (1ull << 63)
+
 static void rop_send(void *arg, int idx, const uint8_t *frame, size_t len)
 {
 	struct serve *sv = arg;
 	struct hs_buf *out = hs_peers_out(sv->peers, idx);
 
 	/* Best effort: a lost frame costs the proposer a timeout. */
-	if (out)
-		hs_buf_append(out, frame, len);
+	if (!out || len < HS_FRAME_HDR + 4)
+		return;
+	hs_buf_append(out, frame, len);
 }
 
 static uint64_t rop_now(void *arg)
@@ -232,6 +244,15 @@ static void on_client_frame(struct hs_conn *c, const struct hs_frame *f, void *a
 	case HS_MSG_ACK:
 		hs_serve_on_ack(sv, cc, f);
 		break;
+	case HS_MSG_TIER_INFO:
+		hs_serve_on_tier_info(sv, cc, f);
+		break;
+	case HS_MSG_TIER_PUBLISH:
+		hs_serve_on_tier_publish(sv, cc, f);
+		break;
+	case HS_MSG_STREAM_ALTER:
+		hs_serve_on_stream_alter(sv, cc, f);
+		break;
 	default:
 		hs_serve_proto_close(cc, "unexpected frame type");
 		break;
@@ -324,27 +345,27 @@ static void close_listeners(struct serve *sv)
 /* ---- peers: links, readiness ----------------------------------------------- */
 
 static void meta_probe(struct serve *sv);
+static void check_ready(struct serve *sv);
 
 static void peer_up(void *arg, int idx, uint32_t node_id)
 {
 	struct serve *sv = arg;
-	struct sstream *s;
 
-	if (idx != hs_serve_data_peer(sv))
-		goto probe;
-	/* Seals that waited for the link; unacknowledged STOREs go out again
-	 * in order from hs_serve_batches_flush() at the end of this turn. */
-	TAILQ_FOREACH(s, &sv->lru, lru)
-		if (s->state == S_SEALING && !s->refs)
-			hs_serve_seal_send(sv, s);
-	hs_loop_wake_now(sv->loop);
-probe:
+	/* Stalled runs, activations waiting for peers, RELEASE to it. */
+	hs_serve_peer_up(sv, idx, node_id);
+	hs_recovery_peer_up(sv, idx);
 	if (!sv->meta_ok)
 		meta_probe(sv);
+	else
+		check_ready(sv);
 }
 
 static void peer_down(void *arg, int idx)
 {
+	struct serve *sv = arg;
+
+	hs_serve_peer_down(sv, idx);
+	hs_recovery_peer_down(sv, idx);
 }
 
 static void peer_frame(void *arg, int idx, const struct hs_frame *f)
@@ -393,11 +414,16 @@ static int write_ready(struct serve *sv)
 
 static void check_ready(struct serve *sv)
 {
+	int up = 0;
+
 	if (sv->ready_written || !sv->meta_ok || sv->stopping)
 		return;
+	/* Serving needs the metadata (a register quorum, above) and enough
+	 * peers for the default replication; the others may join later. */
 	for (int i = 0; i < sv->npeers; i++)
-		if (!hs_peers_is_up(sv->peers, i))
-			return;
+		up += hs_peers_is_up(sv->peers, i);
+	if (up < sv->replication)
+		return;
 	sv->ready_written = 1;
 	hs_info("serving on %s with %d peer(s)", sv->actual[0], sv->npeers);
 	if (sv->ready_file && write_ready(sv) < 0) {
@@ -625,7 +651,7 @@ static int inflight_work(struct serve *sv)
 {
 	struct cconn *cc;
 
-	if (!TAILQ_EMPTY(&sv->unacked) || sv->cur[SB_SYNC] || sv->cur[SB_NOSYNC])
+	if (!TAILQ_EMPTY(&sv->unacked) || !TAILQ_EMPTY(&sv->stalled))
 		return 1;
 	LIST_FOREACH(cc, &sv->conns, link)
 		if (!LIST_EMPTY(&cc->reqs))
@@ -769,11 +795,9 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 			has_local = 1;
 			break;
 		case OPT_REPLICATION:
-			if (hs_parse_u64(optarg, &v) < 0 || v < 1 || v > HS_RUN_COPYSET_MAX)
-				return hs_cli_usage_error(c, "invalid --replication '%s'", optarg);
-			if (v != 1)
-				return hs_cli_usage_error(
-					c, "--replication %s: only 1 is supported by this release", optarg);
+			if (hs_parse_u64(optarg, &v) < 0 || v < 1 || v > HS_NODESET_MAX)
+				return hs_cli_usage_error(c, "invalid --replication '%s' (1..%d)",
+							  optarg, HS_NODESET_MAX);
 			sv->replication = (uint8_t)v;
 			break;
 		case OPT_DURABILITY:
@@ -797,6 +821,10 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		return hs_cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
 	if (has_local && sv->npeer_arg)
 		return hs_cli_usage_error(c, "--local-peers and --peer exclude each other");
+	if (sv->replication > (sv->npeer_arg ? sv->npeer_arg : sv->local_peers))
+		return hs_cli_usage_error(c, "--replication %u needs at least %u peers (have %d)",
+					  sv->replication, sv->replication,
+					  sv->npeer_arg ? sv->npeer_arg : sv->local_peers);
 	for (int i = 0; i < sv->nlisten; i++)
 		if (strncmp(sv->listen[i], "unix:", 5) && !hs_net_is_loopback(sv->listen[i])) {
 			fprintf(stderr,
@@ -855,6 +883,7 @@ int main(int argc, char **argv)
 	sv->durability = HS_DUR_SYNC;
 	TAILQ_INIT(&sv->lru);
 	TAILQ_INIT(&sv->unacked);
+	TAILQ_INIT(&sv->stalled);
 	TAILQ_INIT(&sv->win);
 	LIST_INIT(&sv->conns);
 	LIST_INIT(&sv->subs);
@@ -924,6 +953,7 @@ int main(int argc, char **argv)
 		goto out_listen;
 	}
 	cfg.proposer_id = sv->proposer_id;
+	cfg.id_base = PROPOSER_ID_BASE;
 	cfg.nacc = sv->npeers;
 	r = hs_reg_proposer_new(&cfg, &rops, sv, &sv->prop);
 	if (r < 0) {

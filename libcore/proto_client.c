@@ -71,6 +71,10 @@ const char *hs_msg_client_name(uint16_t type)
 	case HS_MSG_ADMIN_STATSREPLY: return "ADMIN_STATSREPLY";
 	case HS_MSG_CLUSTER_STATUS: return "CLUSTER_STATUS";
 	case HS_MSG_CLUSTER_STATUSREPLY: return "CLUSTER_STATUSREPLY";
+	case HS_MSG_TIER_INFO: return "TIER_INFO";
+	case HS_MSG_TIER_INFOS: return "TIER_INFOS";
+	case HS_MSG_TIER_PUBLISH: return "TIER_PUBLISH";
+	case HS_MSG_STREAM_ALTER: return "STREAM_ALTER";
 	}
 	return "?";
 }
@@ -867,6 +871,112 @@ static int rd_peer(struct hs_rd *r, struct hs_peer_ent *e)
 	return e->state < HS_PEER_UP || e->state > HS_PEER_DRAINING ? -HS_EPROTO : 0;
 }
 
+/* ---- Tier2 -------------------------------------------------------------- */
+
+void hs_msg_tier_info_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_list(w, b, HS_MSG_TIER_INFO, id);
+}
+
+void hs_msg_tier_infos_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_list(w, b, HS_MSG_TIER_INFOS, id);
+}
+
+void hs_msg_tier_infos_add(struct hs_msg_wr *w, int32_t status, const char *stream,
+			   uint8_t stream_len, const struct hs_tier_info *info)
+{
+	struct hs_buf *b = w->b;
+
+	hs_w32(b, (uint32_t)status);
+	w_name(b, stream, stream_len);
+	hs_w8(b, info ? 1 : 0);
+	if (info) {
+		hs_w64(b, info->log);
+		hs_w64(b, info->limit);
+		hs_w64(b, info->released);
+		hs_w64(b, info->tier1_trim);
+		hs_w32(b, info->epoch);
+		hs_w32(b, info->lce);
+		hs_w32(b, info->man_len);
+		hs_wbytes(b, info->man, info->man_len);
+	}
+	w->n++;
+}
+
+void hs_msg_tier_publish_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_list(w, b, HS_MSG_TIER_PUBLISH, id);
+}
+
+void hs_msg_tier_publish_add(struct hs_msg_wr *w, const struct hs_tier_pub_ent *e)
+{
+	struct hs_buf *b = w->b;
+
+	w_name(b, e->stream, e->stream_len);
+	hs_w64(b, e->log);
+	hs_w8(b, e->op);
+	hs_w8(b, 0);
+	hs_w16(b, 0);
+	hs_wbytes(b, e->body, e->body_len);
+	w->n++;
+}
+
+void hs_msg_stream_alter_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id)
+{
+	wr_list(w, b, HS_MSG_STREAM_ALTER, id);
+}
+
+static int rd_tier_infos(struct hs_rd *r, struct hs_tier_infos_ent *e)
+{
+	int rc;
+
+	e->status = (int32_t)hs_r32(r);
+	if ((rc = r_name(r, &e->stream, &e->stream_len, 0)))
+		return rc;
+	e->has_info = hs_r8(r);
+	memset(&e->info, 0, sizeof(e->info));
+	if (e->has_info == 1) {
+		e->info.log = hs_r64(r);
+		e->info.limit = hs_r64(r);
+		e->info.released = hs_r64(r);
+		e->info.tier1_trim = hs_r64(r);
+		e->info.epoch = hs_r32(r);
+		e->info.lce = hs_r32(r);
+		e->info.man_len = hs_r32(r);
+		if (e->info.man_len > HS_REG_VALUE_MAX)
+			return -HS_EPROTO;
+		e->info.man = hs_rd_take(r, e->info.man_len);
+	}
+	if (r->err)
+		return r->err;
+	return e->status > 0 || e->has_info > 1 || (e->status && e->has_info) ? -HS_EPROTO : 0;
+}
+
+static int rd_tier_pub(struct hs_rd *r, struct hs_tier_pub_ent *e)
+{
+	int rc = r_name(r, &e->stream, &e->stream_len, 0);
+	uint8_t z8;
+	uint16_t z16;
+
+	if (rc)
+		return rc;
+	e->log = hs_r64(r);
+	e->op = hs_r8(r);
+	z8 = hs_r8(r);
+	z16 = hs_r16(r);
+	switch (e->op) {
+	case HS_TIER_OP_PUBLISH: e->body_len = HS_TIER_ENTRY_WIRE; break;
+	case HS_TIER_OP_FOLD: e->body_len = HS_TIER_REF_WIRE; break;
+	case HS_TIER_OP_EXPIRE: e->body_len = 8; break;
+	default: return r->err ? r->err : -HS_EPROTO;
+	}
+	e->body = hs_rd_take(r, e->body_len);
+	if (r->err)
+		return r->err;
+	return z8 || z16 ? -HS_EPROTO : 0;
+}
+
 /* ---- list decoding ------------------------------------------------------ */
 
 union any_ent {
@@ -884,6 +994,8 @@ union any_ent {
 	struct hs_lsn_range range;
 	struct hs_kv_ent kv;
 	struct hs_peer_ent peer;
+	struct hs_tier_infos_ent tinfos;
+	struct hs_tier_pub_ent tpub;
 };
 
 /* Read one entry of a list of the given type; -HS_EPROTO for a non-list
@@ -896,8 +1008,12 @@ static int rd_entry(uint16_t type, struct hs_rd *r, union any_ent *u)
 	case HS_MSG_STREAM_DELETE:
 	case HS_MSG_STREAM_INFO:
 	case HS_MSG_SUB_DELETE:
-	case HS_MSG_SUB_INFO: return rd_name(r, &u->name);
-	case HS_MSG_STREAM_CREATE: return rd_create(r, &u->create);
+	case HS_MSG_SUB_INFO:
+	case HS_MSG_TIER_INFO: return rd_name(r, &u->name);
+	case HS_MSG_STREAM_CREATE:
+	case HS_MSG_STREAM_ALTER: return rd_create(r, &u->create);
+	case HS_MSG_TIER_INFOS: return rd_tier_infos(r, &u->tinfos);
+	case HS_MSG_TIER_PUBLISH: return rd_tier_pub(r, &u->tpub);
 	case HS_MSG_STREAM_TRIM: return rd_trim(r, &u->trim);
 	case HS_MSG_STREAMS: return rd_streams(r, &u->streams);
 	case HS_MSG_STATUSES: return rd_status(r, &u->status);
@@ -919,7 +1035,10 @@ static size_t min_entry(uint16_t type)
 	switch (type) {
 	case HS_MSG_APPEND: return 2 + 4 + 4;
 	case HS_MSG_APPENDED: return 4 + 8 + 4 + 4 + 2;
-	case HS_MSG_STREAM_CREATE: return 2 + 24;
+	case HS_MSG_STREAM_CREATE:
+	case HS_MSG_STREAM_ALTER: return 2 + 24;
+	case HS_MSG_TIER_INFOS: return 4 + 2 + 1;
+	case HS_MSG_TIER_PUBLISH: return 2 + 12 + 8;
 	case HS_MSG_STREAM_TRIM: return 2 + HS_POS_WIRE;
 	case HS_MSG_STREAMS:
 	case HS_MSG_SUBS: return 4 + 2 + 1;
@@ -933,7 +1052,8 @@ static size_t min_entry(uint16_t type)
 	case HS_MSG_STREAM_DELETE:
 	case HS_MSG_STREAM_INFO:
 	case HS_MSG_SUB_DELETE:
-	case HS_MSG_SUB_INFO: return 2;
+	case HS_MSG_SUB_INFO:
+	case HS_MSG_TIER_INFO: return 2;
 	}
 	return 0;
 }
@@ -1008,7 +1128,16 @@ static int take(struct hs_clist *l, uint16_t t1, uint16_t t2, uint16_t t3, uint1
 
 NEXT1(hs_append_next, struct hs_append_ent, HS_MSG_APPEND, rd_append)
 NEXT1(hs_appended_next, struct hs_appended_ent, HS_MSG_APPENDED, rd_appended)
-NEXT1(hs_create_next, struct hs_create_ent, HS_MSG_STREAM_CREATE, rd_create)
+NEXT1(hs_tier_infos_next, struct hs_tier_infos_ent, HS_MSG_TIER_INFOS, rd_tier_infos)
+NEXT1(hs_tier_pub_next, struct hs_tier_pub_ent, HS_MSG_TIER_PUBLISH, rd_tier_pub)
+
+int hs_create_next(struct hs_clist *l, struct hs_create_ent *e)
+{
+	if (!take(l, HS_MSG_STREAM_CREATE, HS_MSG_STREAM_ALTER, 0, 0))
+		return 0;
+	rd_create(&l->rd, e);
+	return 1;
+}
 NEXT1(hs_trim_next, struct hs_trim_ent, HS_MSG_STREAM_TRIM, rd_trim)
 NEXT1(hs_streams_next, struct hs_streams_ent, HS_MSG_STREAMS, rd_streams)
 NEXT1(hs_statuses_next, struct hs_status_ent, HS_MSG_STATUSES, rd_status)
@@ -1023,7 +1152,7 @@ NEXT1(hs_peer_next, struct hs_peer_ent, HS_MSG_CLUSTER_STATUSREPLY, rd_peer)
 int hs_name_next(struct hs_clist *l, struct hs_name_ent *e)
 {
 	if (!take(l, HS_MSG_STREAM_DELETE, HS_MSG_STREAM_INFO, HS_MSG_SUB_DELETE,
-		  HS_MSG_SUB_INFO))
+		  HS_MSG_SUB_INFO) && !take(l, HS_MSG_TIER_INFO, 0, 0, 0))
 		return 0;
 	rd_name(&l->rd, e);
 	return 1;

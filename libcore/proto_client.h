@@ -212,7 +212,43 @@
  *   quorum of UP peers (hs-admin cluster status --wait-healthy polls it);
  *   state HS_PEER_UP 1, DOWN 2, STARTING 3, DRAINING 4.
  *
- * 90..95 are free.
+ * TIER2 (DESIGN §8; the manifest format is libpaxos/manifest.h)
+ * -----
+ * tier info (variable): u64 log | u64 limit | u64 released
+ *   | u64 tier1_trim | u32 epoch | u32 lce | u32 man_len | man
+ *   released: the stream's last released LSN (0 none).  limit: the last
+ *   LSN that may be offloaded: released, and in an epoch that is clean
+ *   (<= lce) or the active sequencer's current one (whose released prefix
+ *   is final); an older epoch still being recovered stops it.  tier1_trim:
+ *   the log's trim point (LSNs <= it are gone from Tier1).  epoch: the
+ *   active epoch; lce: the log's last clean epoch.  man: the register
+ *   value "t/<log>" as stored (manifest.h; man_len 0 = nothing offloaded),
+ *   at most HS_REG_VALUE_MAX bytes.
+ * TIER_INFO (90): u32 n | n * { name }  -> TIER_INFOS
+ * TIER_INFOS (91): u32 n | n * { i32 status | name | u8 has_info
+ *   | tier info if has_info }   One per name, in order; status 0 or
+ *   -HS_ENOSTREAM; has_info 0 when status != 0.
+ * TIER_PUBLISH (92): u32 n | n * { name | u64 log | u8 op | u8 0 | u16 0
+ *   | op body }  -> STATUSES (value = the offload point afterwards)
+ *   One checked change of the manifest register "t/<log>" each
+ *   (libpaxos/manifest.h hs_man_publish/fold/expire), idempotent:
+ *     op 1 PUBLISH, body = one entry (96 bytes): a verified segment;
+ *       raises the offload point to its last LSN.  -HS_EDATA if it is not
+ *       contiguous with the offload point (or the Tier1 trim point),
+ *       -HS_ENOTRELEASED if it ends beyond the tier info's limit.
+ *     op 2 FOLD, body = one ref (80 bytes): the first ref.nentries
+ *       entries now live in that manifest object.
+ *     op 3 EXPIRE, body = u64 lsn: retention dropped every segment wholly
+ *       <= lsn (lsn must end a segment or folded object).
+ *   log must be the stream's current log id (else -HS_ENOSTREAM, so a
+ *   stream deleted and created again is never published into).  Other op
+ *   values or body sizes are malformed.
+ * STREAM_ALTER (93): u32 n | n * { name | attrs }  -> STATUSES
+ *   Change the masked attributes of an existing stream (value = its log
+ *   id).  Only HS_ATTR_RETENTION and HS_ATTR_OFFLOAD can change
+ *   (-HS_EUSAGE for others); -HS_ENOSTREAM if it does not exist.
+ *
+ * 94..95 are free.
  */
 #ifndef HS_PROTO_CLIENT_H
 #define HS_PROTO_CLIENT_H
@@ -255,6 +291,10 @@ enum hs_cmsg {
 	HS_MSG_ADMIN_STATSREPLY = 87,
 	HS_MSG_CLUSTER_STATUS = 88,
 	HS_MSG_CLUSTER_STATUSREPLY = 89,
+	HS_MSG_TIER_INFO = 90,
+	HS_MSG_TIER_INFOS = 91,
+	HS_MSG_TIER_PUBLISH = 92,
+	HS_MSG_STREAM_ALTER = 93,
 };
 
 /* Wire-only position kind: "no position" (struct hs_pos.kind == 0). */
@@ -272,6 +312,9 @@ enum { HS_LIST_MORE = 1 };            /* STREAMS, SUBS flags */
 enum { HS_CREAD_FOLLOW = 1, HS_CREAD_GAPS = 2 };
 enum { HS_STATS_SERVE = 1, HS_STATS_STREAMS = 2, HS_STATS_PEERS = 4 };
 enum hs_peer_state { HS_PEER_UP = 1, HS_PEER_DOWN, HS_PEER_STARTING, HS_PEER_DRAINING };
+enum { HS_TIER_OP_PUBLISH = 1, HS_TIER_OP_FOLD = 2, HS_TIER_OP_EXPIRE = 3 };
+#define HS_TIER_ENTRY_WIRE 96         /* = HS_MAN_ENTRY_LEN (manifest.h) */
+#define HS_TIER_REF_WIRE 80           /* = HS_MAN_REF_LEN */
 
 /*
  * 1 if p[0..n) is a valid stream or subscription name: 1..255 bytes of
@@ -409,7 +452,8 @@ struct hs_clist {
 /* Decode a body of a list type (APPEND, APPENDED, STREAM_CREATE,
  * STREAM_DELETE, STREAM_INFO, STREAM_TRIM, STREAMS, STATUSES, DELIVER,
  * READ_GAP, SUB_CREATE, SUB_DELETE, SUB_INFO, SUBS, ACK, ADMIN_STATSREPLY,
- * CLUSTER_STATUSREPLY); -HS_EPROTO for another type. */
+ * CLUSTER_STATUSREPLY, TIER_INFO, TIER_INFOS, TIER_PUBLISH, STREAM_ALTER);
+ * -HS_EPROTO for another type. */
 int hs_msg_clist_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_clist *l);
 
 /* APPEND */
@@ -455,7 +499,7 @@ void hs_msg_sub_info_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
 void hs_msg_name_add(struct hs_msg_wr *w, const char *name, uint8_t name_len);
 int hs_name_next(struct hs_clist *l, struct hs_name_ent *e);
 
-/* STREAM_CREATE */
+/* STREAM_CREATE (and STREAM_ALTER) */
 struct hs_create_ent {
 	const char *stream;
 	uint8_t stream_len;
@@ -578,5 +622,45 @@ void hs_msg_cluster_statusreply_begin(struct hs_msg_wr *w, struct hs_buf *b, uin
 void hs_msg_peer_add(struct hs_msg_wr *w, uint32_t node_id, uint8_t state, const char *addr,
 		     uint8_t addr_len);
 int hs_peer_next(struct hs_clist *l, struct hs_peer_ent *e);
+
+/* TIER_INFO: a list of names (hs_msg_name_add, hs_name_next). */
+void hs_msg_tier_info_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+
+/* TIER_INFOS (info NULL = has_info 0) */
+struct hs_tier_info {
+	uint64_t log, limit, released, tier1_trim;
+	uint32_t epoch, lce;
+	const uint8_t *man;        /* man_len bytes (borrowed); manifest.h */
+	uint32_t man_len;
+};
+struct hs_tier_infos_ent {
+	int32_t status;
+	const char *stream;
+	uint8_t stream_len;
+	uint8_t has_info;
+	struct hs_tier_info info;  /* zero unless has_info */
+};
+void hs_msg_tier_infos_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+void hs_msg_tier_infos_add(struct hs_msg_wr *w, int32_t status, const char *stream,
+			   uint8_t stream_len, const struct hs_tier_info *info);
+int hs_tier_infos_next(struct hs_clist *l, struct hs_tier_infos_ent *e);
+
+/* TIER_PUBLISH: body is the op's body (an entry, a ref or a u64 lsn as
+ * encoded by libpaxos/manifest.h; borrowed), checked for its size. */
+struct hs_tier_pub_ent {
+	const char *stream;
+	uint8_t stream_len;
+	uint64_t log;
+	uint8_t op;                /* HS_TIER_OP_* */
+	const uint8_t *body;
+	uint32_t body_len;
+};
+void hs_msg_tier_publish_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
+void hs_msg_tier_publish_add(struct hs_msg_wr *w, const struct hs_tier_pub_ent *e);
+int hs_tier_pub_next(struct hs_clist *l, struct hs_tier_pub_ent *e);
+
+/* STREAM_ALTER: entries as STREAM_CREATE: add them with
+ * hs_msg_stream_create_add(), read them with hs_create_next(). */
+void hs_msg_stream_alter_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);
 
 #endif

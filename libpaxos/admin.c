@@ -197,8 +197,10 @@ void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_fram
 			hs_serve_creq_settle(sv, rq, i, -HS_EDATA, 0, 0, 0, "");
 			continue;
 		}
-		if ((e.attrs.mask & HS_ATTR_REPLICATION) && e.attrs.replication != 1) {
-			/* Only R = 1 this release (issue 4 adds more). */
+		if ((e.attrs.mask & HS_ATTR_REPLICATION) &&
+		    (e.attrs.replication < 1 || e.attrs.replication > sv->npeers ||
+		     e.attrs.replication > HS_NODESET_MAX)) {
+			/* R copies need R distinct peers. */
 			hs_serve_creq_settle(sv, rq, i, -HS_ECONFIG, 0, 0, 0, "");
 			continue;
 		}
@@ -228,15 +230,19 @@ static int fn_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version
 	return 0;
 }
 
+/* TRIM to every UP peer: any of them may hold copies of the log. */
 static void trim_peer(struct serve *sv, uint64_t log, uint64_t trim)
 {
-	struct hs_buf *out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
 	struct hs_trim m = { .log = log, .trim = trim };
 
-	/* With the link down the trim is lost: the register keeps the
-	 * deleted flag and the trim point, so nothing reads it again. */
-	if (out)
-		hs_msg_trim_enc(out, hs_peers_next_id(sv->peers), &m);
+	/* With a link down its trim is lost: the register keeps the deleted
+	 * flag and the trim point, so nothing reads below it again. */
+	for (int i = 0; i < sv->npeers; i++) {
+		struct hs_buf *out = hs_peers_out(sv->peers, i);
+
+		if (out)
+			hs_msg_trim_enc(out, hs_peers_next_id(sv->peers), &m);
+	}
 }
 
 static void delete_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
@@ -373,10 +379,14 @@ static int fn_trim(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 
 	if (rc < 0)
 		return rc;
-	if (r.trim >= a->log)
+	if (r.trim >= a->log) {
+		hs_lrec_free(&r);
 		return HS_REG_SAME;
+	}
 	r.trim = a->log;
+	hs_lrec_compact(&r);
 	hs_lrec_enc(&r, out);
+	hs_lrec_free(&r);
 	return 0;
 }
 
@@ -396,6 +406,7 @@ static void trim_done(void *arg, int status, const uint8_t *val, size_t len, uin
 		}
 		trim_peer(a->e.sv, a->attrs.retention_ms /* the log id */, r.trim);
 		ent_settle(&a->e, 0, r.trim);
+		hs_lrec_free(&r);
 	} else {
 		ent_settle(&a->e, status ? status : -HS_EDATA, 0);
 	}
@@ -915,12 +926,32 @@ void hs_serve_on_list(struct serve *sv, struct cconn *cc, const struct hs_frame 
 
 /* ---- stats and status ---------------------------------------------------- */
 
+/* s's live nodeset as "1,2,3". */
+static void nodeset_text(const struct sstream *s, char *t, size_t cap)
+{
+	size_t n = 0;
+
+	t[0] = 0;
+	for (int i = 0; i < s->nn && n < cap; i++)
+		n += (size_t)snprintf(t + n, cap - n, "%s%u", i ? "," : "", s->ns[i]);
+}
+
+static uint64_t stalled_count(const struct serve *sv)
+{
+	const struct pent *pe;
+	uint64_t n = 0;
+
+	TAILQ_FOREACH(pe, &sv->stalled, slink)
+		n++;
+	return n;
+}
+
 void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_admin_stats m;
 	struct hs_msg_wr w;
 	struct sstream *s;
-	char scope[300];
+	char scope[300], text[HS_NODESET_MAX * 11 + 1];
 
 	if (hs_msg_admin_stats_dec(f->body, f->body_len, &m) < 0) {
 		hs_serve_proto_close(cc, "malformed ADMIN_STATS body");
@@ -943,6 +974,11 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 		hs_msg_kv_addu(&w, "serve", "append_bytes", sv->append_bytes);
 		hs_msg_kv_addu(&w, "serve", "store_frames", sv->stores_sent);
 		hs_msg_kv_addu(&w, "serve", "store_frames_unacked", sv->unacked_n);
+		hs_msg_kv_addu(&w, "serve", "store_waves", sv->waves);
+		hs_msg_kv_addu(&w, "serve", "store_timeouts", sv->store_timeouts);
+		hs_msg_kv_addu(&w, "serve", "runs_stalled", stalled_count(sv));
+		hs_msg_kv_addu(&w, "serve", "streams_fenced", sv->fenced);
+		hs_msg_kv_addu(&w, "serve", "replication", sv->replication);
 		hs_msg_kv_addu(&w, "serve", "creates", sv->creates);
 		hs_msg_kv_addu(&w, "serve", "deletes", sv->deletes);
 		hs_msg_kv_addu(&w, "serve", "reads", sv->reads);
@@ -971,7 +1007,12 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 			snprintf(scope, sizeof(scope), "stream/%s", s->name);
 			hs_msg_kv_addu(&w, scope, "log", s->rec.log);
 			hs_msg_kv_addu(&w, scope, "epoch", s->epoch);
+			hs_msg_kv_addu(&w, scope, "replication", s->r);
+			nodeset_text(s, text, sizeof(text));
+			hs_msg_kv_add(&w, scope, "nodeset", text);
+			hs_msg_kv_addu(&w, scope, "last_clean_epoch", s->lr.lce);
 			hs_msg_kv_addu(&w, scope, "next_lsn", hs_serve_stream_tail(s));
+			hs_msg_kv_addu(&w, scope, "lng", s->released);
 			hs_msg_kv_addu(&w, scope, "last_released", s->released);
 			hs_msg_kv_addu(&w, scope, "trim", s->trim);
 			hs_msg_kv_addu(&w, scope, "appends", s->appends);
@@ -994,6 +1035,8 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 			hs_msg_kv_addu(&w, scope, "connects", connects);
 			hs_msg_kv_addu(&w, scope, "losses", losses);
 			hs_msg_kv_addu(&w, scope, "queued_bytes", hs_peers_pending(sv->peers, i));
+			hs_msg_kv_addu(&w, scope, "pending_bytes", hs_peers_pending(sv->peers, i));
+			hs_msg_kv_addu(&w, scope, "data", sv->sp[i].node != 0);
 			if (i < sv->nchildren) {
 				hs_msg_kv_addu(&w, scope, "pid", (uint64_t)sv->children[i].pid);
 				hs_msg_kv_addu(&w, scope, "restarts", (uint64_t)sv->children[i].restarts);
@@ -1006,7 +1049,7 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 void hs_serve_on_cluster_status(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_msg_wr w;
-	int up = 0;
+	int up = 0, dup = 0;
 
 	if (hs_msg_cluster_status_dec(f->body, f->body_len) < 0) {
 		hs_serve_proto_close(cc, "malformed CLUSTER_STATUS body");
@@ -1014,9 +1057,12 @@ void hs_serve_on_cluster_status(struct serve *sv, struct cconn *cc, const struct
 	}
 	for (int i = 0; i < sv->npeers; i++)
 		up += hs_peers_is_up(sv->peers, i);
+	/* Healthy: a register quorum, and R peers with node ids up for new
+	 * epochs of the default replication. */
+	for (int i = 0; i < sv->npeers; i++)
+		dup += sv->sp[i].node && hs_peers_is_up(sv->peers, i);
 	hs_msg_cluster_statusreply_begin(&w, hs_conn_out(cc->c), f->id, 0,
-					 up >= sv->npeers / 2 + 1 &&
-					     hs_peers_is_up(sv->peers, hs_serve_data_peer(sv)),
+					 up >= sv->npeers / 2 + 1 && dup >= sv->replication,
 					 sv->replication);
 	for (int i = 0; i < sv->npeers; i++) {
 		const char *a = hs_peers_addr(sv->peers, i);

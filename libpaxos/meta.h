@@ -21,13 +21,31 @@
  * A deleted record keeps its log id (so the log can still be trimmed and
  * audited); creating the name again writes a new record with a new log id.
  *
- * log record, 16 bytes:
- *   u8 version (1) | u8 0 | u16 0 | u32 epoch | u64 trim
+ * log record (version 2), 24 + the epoch entries' bytes:
+ *   u8 version (2) | u8 0 | u16 0 | u32 epoch | u64 trim | u32 lce
+ *   | u16 nepochs | u16 0 | nepochs * epoch entry, oldest epoch first
  * epoch: the last epoch a sequencer activated (0 = never).  A sequencer
- * activates by changing it to epoch + 1 in one register change, so every
- * incarnation of every hs-serve gets a distinct, increasing epoch.  trim
- * never decreases.  Later issues append fields (nodeset history, last clean
- * epoch, offload point); decoders accept longer values of version 1.
+ * activates by changing it to epoch + 1 in one register change (which
+ * also appends that epoch's entry), so every incarnation of every
+ * hs-serve gets a distinct, increasing epoch.  trim never decreases.
+ * lce (last clean epoch): every epoch <= lce is recovered (or holds
+ * nothing); it never decreases.
+ *
+ * epoch entry, 32 + 4 * nn bytes (docs/replication.md):
+ *   u32 epoch | u8 r | u8 nn | u8 flags (HS_LEPOCH_CLEAN 1) | u8 0
+ *   | u64 lng | u64 end | u32 ballot | u32 0 | nn * u32 node id
+ * The epoch's replication factor r and nodeset (nn peer node ids, the
+ * peers its copysets are drawn from), written when the epoch is
+ * activated.  Once a recovery has finished it (flag CLEAN): end is its
+ * last LSN (0: it holds no records; such entries are dropped), every
+ * slot <= lng is fully replicated as the sequencer wrote it, and every
+ * slot in (lng, end] has a copy written by the recovery with `ballot`
+ * on r peers; a reader ignores other copies in (lng, end] (stale ones of
+ * a peer that missed the recovery) and everything after end.  lng, end
+ * and ballot are 0 while not clean.  Entries wholly below trim are
+ * dropped, so the history stays small (at most HS_LREC_EPOCHS_MAX).
+ * Version 1 records (16 bytes: version, 0, 0, epoch, trim) decode with
+ * lce 0 and no entries.
  *
  * subscription record, 41 + stream_len bytes:
  *   u8 version (1) | u8 flags (HS_UREC_DELETED 1) | u16 0
@@ -54,7 +72,11 @@
 #include "buf.h"
 
 #define HS_SREC_LEN 40
-#define HS_LREC_LEN 16
+#define HS_LREC_LEN 24           /* without the epoch entries */
+#define HS_LEPOCH_LEN 32         /* an epoch entry without its node ids */
+#define HS_NODESET_MAX 32
+#define HS_LREC_EPOCHS_MAX 256
+#define HS_LEPOCH_CLEAN 1
 #define HS_SREC_DELETED 1
 #define HS_UREC_LEN 40           /* without the stream name */
 #define HS_UREC_DELETED 1
@@ -69,9 +91,24 @@ struct hs_srec {
 	uint64_t created_ms;
 };
 
+/* One epoch of a log (see "epoch entry" above). */
+struct hs_lepoch {
+	uint32_t epoch;
+	uint8_t r, nn, flags;         /* flags: HS_LEPOCH_* */
+	uint64_t lng, end;
+	uint32_t ballot;
+	uint32_t nodes[HS_NODESET_MAX];
+};
+
+/* A log record.  epochs (nepochs entries, oldest first) is owned by the
+ * struct: allocated by hs_lrec_dec() and the helpers below, released by
+ * hs_lrec_free(). */
 struct hs_lrec {
 	uint32_t epoch;
 	uint64_t trim;
+	uint32_t lce;
+	uint16_t nepochs;
+	struct hs_lepoch *epochs;
 };
 
 struct hs_urec {
@@ -96,9 +133,24 @@ void hs_lrec_enc(const struct hs_lrec *r, struct hs_buf *out);
 void hs_urec_enc(const struct hs_urec *r, struct hs_buf *out);
 
 /* Decode p[0..len).  Return 1 (decoded), 0 (len 0: absent; *r zeroed) or
- * -HS_EDATA (not a record of this kind). */
+ * -HS_EDATA (not a record of this kind).  hs_lrec_dec() allocates
+ * r->epochs (free with hs_lrec_free(), also after an error). */
 int hs_srec_dec(const uint8_t *p, size_t len, struct hs_srec *r);
 int hs_lrec_dec(const uint8_t *p, size_t len, struct hs_lrec *r);
 int hs_urec_dec(const uint8_t *p, size_t len, struct hs_urec *r);
+
+/* Release r->epochs (r itself is the caller's); r is left empty. */
+void hs_lrec_free(struct hs_lrec *r);
+/* Append a copy of *e to r's epochs (keeping them sorted by epoch; an
+ * entry of the same epoch is replaced).  Returns 0, or -HS_ETOOBIG when r
+ * already has HS_LREC_EPOCHS_MAX entries. */
+int hs_lrec_put_epoch(struct hs_lrec *r, const struct hs_lepoch *e);
+/* The entry of epoch e in r, or NULL; borrowed from r. */
+struct hs_lepoch *hs_lrec_find_epoch(const struct hs_lrec *r, uint32_t e);
+/* Drop entries that cannot matter to a reader any more (clean ones with
+ * no records, end 0, and those whose every LSN is <= r->trim), then raise
+ * r->lce to the largest x <= r->epoch such that every entry of an epoch
+ * <= x is clean (an epoch without an entry holds nothing); never lowered. */
+void hs_lrec_compact(struct hs_lrec *r);
 
 #endif

@@ -4,18 +4,47 @@
  *
  * READ PATH.  READ resolves its positions when it starts, on the active
  * sequencer: tail = the next LSN (pinned), head = the first retained LSN,
- * head+N/tail-N count records over the epochs' dense ranges (known from
- * SEALED and the current epoch), @time asks the data peer (LOCATE).  Then
- * a peer read stream (START) from..until-1 is forwarded: RECORDS runs
- * become DELIVER runs (sliced to the range and the limit), TRIM gaps
- * become READ_GAP TRIM, a checksum gap DATALOSS (the only copy is bad);
- * NORECORDS gaps only move the position.  Credit: the peer is granted at
- * most what the client granted (and at most READ_CAP records/bytes in
- * flight) and only while the client connection's output is below its
- * high-water mark, so nothing is buffered here.  FOLLOW keeps the peer
- * stream open; the peer parks it at the released point and RELEASE wakes
- * it - until the follower is caught up: then FOLLOWING FROM MEMORY (seq.c)
- * serves it.  Not done this round: R > 1.
+ * head+N/tail-N count slots over the epochs' ranges (each recovered
+ * epoch's [n1, end] from the log record, then the live epoch's), @time
+ * asks the peers (LOCATE, see below).  Then the merged peer read walks
+ * the range epoch by epoch; FOLLOW goes on in the live epoch, and once
+ * the follower is caught up FOLLOWING FROM MEMORY (seq.c) serves it.
+ *
+ * MERGED PEER READS (docs/replication.md §6).  For the epoch holding the
+ * next slot (the CLEAN entries of s->lr below the live epoch, then the
+ * live epoch s->epoch with its nodeset s->ns), one START per UP peer of
+ * its nodeset over [next, min(until - 1, end of epoch)], fed into a merge
+ * (libpaxos/merge.h: acceptable copies, each slot once, HOLE, BRIDGE,
+ * DATALOSS only on evidence).  A recovered epoch is read with
+ * HS_READ_IGNORE_RELEASED up to its `end` (its slots are final; a peer's
+ * release point may lag), the live one without (the peers stop at what
+ * was released).  Slots below the trim point are one TRIM gap; slots of
+ * epochs without an entry, and the slots after a recovered epoch's end,
+ * one BRIDGE gap (coalesced across epochs).  When the merge is done the
+ * next epoch is opened.  Runs the merge hands out become DELIVER runs
+ * (whole, or sliced to the range and limit), several per frame up to
+ * DELIVER_TARGET; gaps become READ_GAP (HOLE and BRIDGE only with
+ * HS_CREAD_GAPS; TRIM and DATALOSS always).
+ *   Credit: each peer stream gets its own window: it may hold, in flight
+ * plus buffered in the merge, what the client granted (capped at
+ * READ_CAP_REC/BYTES), topped up in chunks while the client connection's
+ * output is below its high-water mark; the merge hands out only what the
+ * client's credit allows (the rest stays buffered, bounded by those
+ * windows).  With R=1 and one peer, or a peer ahead of the others, runs
+ * go out straight from the peer's frame (no copy, no allocation per run).
+ *   Down peers: a peer that is down when the epoch is opened, or whose
+ * link or stream fails, is an input that proves nothing; every
+ * READ_RETRY_MS its stream is opened again from the merge's next slot if
+ * its link is back.  When only down peers could decide the next slot for
+ * READ_STALL_MS (HS_READ_STALL_MS in the environment overrides it), the
+ * read ends with -HS_ETIMEOUT (-HS_EUNAVAIL when following, which hs-tail
+ * -F retries): a down peer never makes a DATALOSS.
+ *   LOCATE (@time): sent to every UP peer of the log's nodesets; the
+ * position is the smallest LSN any answers (0 from all: the tail).  Every
+ * record is on R peers, so the first matching record is found unless all
+ * of its copies are on peers that are down; a stale copy (one the merge
+ * would not accept) can only make the read start a few slots early, never
+ * skip.  With no peer answering, -HS_EUNAVAIL.
  *
  * SUBSCRIPTIONS (DESIGN §7).  A named subscription is the register
  * "u/<name>" (meta.h: stream, log id, ack timeout, max unacked,
@@ -47,11 +76,16 @@
 
 #include "err.h"
 #include "log.h"
+#include "merge.h"
+#include "pos.h"
 #include "run.h"
 #include "serve.h"
 
-#define READ_CAP_REC 65536u            /* peer read credit in flight */
+#define READ_CAP_REC 65536u            /* peer read credit per input */
 #define READ_CAP_BYTES (4u << 20)
+#define DELIVER_TARGET (1u << 20)      /* DELIVER frames built from merged runs */
+#define READ_RETRY_MS 200              /* reopen inputs whose peer came back */
+#define READ_STALL_MS 10000            /* blocked on down peers this long: fail */
 #define SUB_TICK_MS 50                 /* subscription session housekeeping */
 #define SUB_PERSIST_MS 100             /* checkpoint writes at most this often */
 #define SUB_PERSIST_ACKS 1000          /* ... unless this many records were acked */
@@ -59,18 +93,23 @@
 
 /* ---- positions ----------------------------------------------------------- */
 
-/* The dense LSN ranges of s that hold retained records, oldest first:
- * earlier epochs [e n1, max_lsn], then the current [E n1, tail - 1]. */
+/* The LSN ranges of s that may hold retained records, oldest first: each
+ * recovered epoch's [e n1, end] (holes included: a recovery keeps slots
+ * dense up to end), then the live one's [E n1, tail - 1]. */
 static size_t stream_ranges(const struct sstream *s, uint64_t (*rg)[2], size_t max)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i <= s->nolde && n < max; i++) {
+	for (size_t i = 0; i <= s->lr.nepochs && n < max; i++) {
 		uint64_t lo, hi;
 
-		if (i < s->nolde) {
-			lo = HS_LSN(s->olde[i].epoch, 1);
-			hi = s->olde[i].max_lsn;
+		if (i < s->lr.nepochs) {
+			const struct hs_lepoch *x = &s->lr.epochs[i];
+
+			if (x->epoch >= s->epoch || !(x->flags & HS_LEPOCH_CLEAN))
+				continue;
+			lo = HS_LSN(x->epoch, 1);
+			hi = x->end;
 		} else {
 			lo = HS_LSN(s->epoch, 1);
 			hi = HS_LSN(s->epoch, s->next_esn) - 1;
@@ -93,8 +132,8 @@ uint64_t hs_serve_stream_tail(const struct sstream *s)
 
 static void stream_ranges_alloc(const struct sstream *s, uint64_t (**rg)[2], size_t *n)
 {
-	*rg = hs_xmalloc((s->nolde + 1) * sizeof(**rg));
-	*n = stream_ranges(s, *rg, s->nolde + 1);
+	*rg = hs_xmalloc(((size_t)s->lr.nepochs + 1) * sizeof(**rg));
+	*n = stream_ranges(s, *rg, (size_t)s->lr.nepochs + 1);
 }
 
 uint64_t hs_serve_stream_head(const struct sstream *s)
@@ -176,23 +215,634 @@ uint64_t hs_serve_resolve(const struct sstream *s, const struct hs_pos *p)
 static void sub_skipped(struct serve *sv, struct cread *r, uint64_t lo, uint64_t hi);
 static void sub_read_ended(struct serve *sv, struct cread *r, int status);
 
+/* One peer's read stream of the epoch being merged. */
+struct rin {
+	struct rpeer *rp;
+	int i;                    /* merge input */
+	int idx;                  /* link index, -1: unknown node id */
+	uint64_t req;             /* START's id: the stream's frames carry it */
+	uint32_t sid;
+	int open;                 /* registered, START sent */
+	int64_t out_rec, out_bytes; /* granted to the peer, not yet received */
+};
+
+/* The merged peer read of one epoch (design comment: MERGED PEER READS). */
+struct rpeer {
+	struct cread *r;
+	struct hs_merge *m;
+	uint32_t epoch;
+	uint64_t to;              /* the merge's last slot */
+	uint64_t until;           /* START's until (inclusive) */
+	uint32_t sflags;          /* START's flags */
+	int n, rf;                /* nodeset size, replication */
+	int finished;             /* the limit was reached while handing out */
+	uint64_t timer;
+	uint64_t blocked_since;   /* ms; 0 = not blocked */
+	struct rin in[HS_NODESET_MAX];
+};
+
+static const struct hs_merge_out merge_out;
+
+static uint64_t stall_ms(void)
+{
+	static uint64_t v;
+
+	if (!v) {
+		const char *e = getenv("HS_READ_STALL_MS");
+
+		v = e && atoll(e) > 0 ? (uint64_t)atoll(e) : READ_STALL_MS;
+	}
+	return v;
+}
+
+/* Close the open DELIVER frame of r. */
+static void out_close(struct cread *r)
+{
+	if (r->dw_open) {
+		hs_msg_wr_end(&r->dw);
+		r->dw_open = 0;
+	}
+}
+
+/* Send r's pending gap. */
+static void out_gap_flush(struct cread *r)
+{
+	struct hs_msg_wr w;
+
+	if (!r->gap_kind)
+		return;
+	if (r->cc && !hs_conn_closing(r->cc->c)) {
+		hs_msg_read_gap_begin(&w, hs_conn_out(r->cc->c), r->req, r->read_id);
+		hs_msg_read_gap_add(&w, r->gap_lo, r->gap_hi, (uint8_t)r->gap_kind);
+		hs_msg_wr_end(&w);
+	}
+	r->gap_kind = 0;
+}
+
+static void out_flush(struct cread *r)
+{
+	out_close(r);
+	out_gap_flush(r);
+}
+
+/* r passed the gap [lo, hi] of kind (HS_MERGE_*): report it (HOLE and
+ * BRIDGE only with HS_CREAD_GAPS), coalesced with the pending one. */
+static void read_gap(struct serve *sv, struct cread *r, uint64_t lo, uint64_t hi, int kind)
+{
+	r->next = hi + 1;
+	/* Slot 0 of an epoch never holds a record: gaps neither start nor
+	 * end there (readers take eEn0 for a malformed LSN). */
+	if (!HS_LSN_ESN(lo))
+		lo++;
+	if (!HS_LSN_ESN(hi))
+		hi--;
+	if (lo > hi)
+		return;
+	if (r->sub)
+		sub_skipped(sv, r, lo, hi);
+	if ((kind == HS_MERGE_HOLE || kind == HS_MERGE_BRIDGE) && !(r->flags & HS_CREAD_GAPS))
+		return;
+	out_close(r);
+	if (r->gap_kind == kind && r->gap_hi + 1 == lo) {
+		r->gap_hi = hi;
+		return;
+	}
+	out_gap_flush(r);
+	r->gap_kind = kind;
+	r->gap_lo = lo;
+	r->gap_hi = hi;
+}
+
+static void m_gap(void *arg, uint64_t lo, uint64_t hi, int kind)
+{
+	struct cread *r = arg;
+
+	if (kind == HS_MERGE_DATALOSS) {
+		char a[32], b[32];
+
+		hs_lsn_fmt(a, sizeof(a), lo);
+		hs_lsn_fmt(b, sizeof(b), hi);
+		hs_warn("read of '%s': DATALOSS %s..%s: no copy on an f-majority of epoch %u's "
+			"nodeset", r->s->name, a, b, HS_LSN_EPOCH(lo));
+	}
+	read_gap(r->sv, r, lo, hi, kind);
+}
+
+/* How many of cnt records r may hand its client now. */
+static uint64_t client_room(const struct cread *r, uint64_t cnt)
+{
+	if (!r->unl_rec && (uint64_t)(r->cl_rec > 0 ? r->cl_rec : 0) < cnt)
+		cnt = r->cl_rec > 0 ? (uint64_t)r->cl_rec : 0;
+	if (r->limit && r->limit - r->sent < cnt)
+		cnt = r->limit - r->sent;
+	if (r->sub && (uint64_t)hs_serve_sub_room(r) < cnt)
+		cnt = (uint64_t)hs_serve_sub_room(r);
+	if (!r->unl_bytes && r->cl_bytes <= 0)
+		cnt = 0;
+	if (hs_conn_out_pending(r->cc->c) >= HS_CONN_HIGH_WATER)
+		cnt = 0; /* on_client_writable steps the merge again */
+	return cnt;
+}
+
+static uint32_t m_deliver(void *arg, uint64_t first, const struct hs_run *rr, uint64_t lo,
+			  uint32_t cnt)
+{
+	struct cread *r = arg;
+	struct serve *sv = r->sv;
+	struct hs_buf *out;
+	uint64_t n, pay;
+	size_t before;
+
+	if (r->rp->finished)
+		return 0;
+	if (!r->cc || hs_conn_closing(r->cc->c)) {
+		r->next = lo + cnt; /* nobody to send to: the read ends soon */
+		return cnt;
+	}
+	n = client_room(r, cnt);
+	if (!n)
+		return 0;
+	out_gap_flush(r);
+	out = hs_conn_out(r->cc->c);
+	if (r->dw_open && hs_msg_wr_size(&r->dw) + rr->len + 12 > DELIVER_TARGET)
+		out_close(r);
+	if (!r->dw_open) {
+		hs_msg_deliver_begin(&r->dw, out, r->req, r->read_id);
+		r->dw_open = 1;
+	}
+	before = out->len;
+	if (lo == first && n == rr->nrecords) {
+		hs_msg_deliver_run(&r->dw, first, rr->base, rr->len);
+	} else {
+		hs_msg_deliver_run_open(&r->dw, lo);
+		hs_run_slice(rr, (uint32_t)(lo - first), (uint32_t)n, out);
+		hs_msg_wr_run_close(&r->dw);
+	}
+	/* The client's byte credit counts payload bytes only. */
+	pay = out->len - before - 12 - HS_RUN_HDR - 4 - 4 * (size_t)rr->ncopyset -
+	      HS_RUN_REC_HDR * n;
+	r->sent += n;
+	r->cl_rec -= (int64_t)n;
+	r->cl_bytes -= (int64_t)pay;
+	sv->records_delivered += n;
+	r->next = lo + n;
+	if (r->sub)
+		hs_serve_sub_delivered(sv, r, lo, n, pay);
+	if (r->limit && r->sent >= r->limit)
+		r->rp->finished = 1;
+	return (uint32_t)n;
+}
+
+static const struct hs_merge_out merge_out = { m_deliver, m_gap };
+
+/* STOP input i's stream (if open) and drop its registration. */
+static void rin_stop(struct serve *sv, struct rin *in)
+{
+	struct hs_buf *out;
+
+	if (!in->open)
+		return;
+	in->open = 0;
+	hs_peers_forget(sv->peers, in->idx, in->req);
+	out = hs_peers_out(sv->peers, in->idx);
+	if (out) {
+		struct hs_stop st = { .stream = in->sid };
+
+		/* Its RESULT reply lands in ops->frame and is ignored. */
+		hs_msg_stop_enc(out, hs_peers_next_id(sv->peers), &st);
+	}
+}
+
+void hs_serve_read_stop_peer(struct serve *sv, struct cread *r)
+{
+	struct rpeer *rp = r->rp;
+
+	if (!rp)
+		return;
+	out_flush(r);
+	for (int i = 0; i < rp->n; i++)
+		rin_stop(sv, &rp->in[i]);
+	if (rp->timer)
+		hs_loop_timer_cancel(sv->loop, rp->timer);
+	hs_merge_free(rp->m);
+	free(rp);
+	r->rp = NULL;
+	/* seq.c's hs_serve_mem_take() may still STOP r->sid on the data
+	 * peer: nothing is registered under these any more. */
+	r->peer_req = 0;
+	r->sid = 0;
+	r->out_rec = r->out_bytes = 0;
+}
+
+/* The credit an input may hold (in flight plus buffered in the merge):
+ * what the client granted, capped.  Each of n peers holds about r/n of the
+ * records, so the cap shrinks with r/n (to a quarter at least): a read
+ * buffers at most about r (or n/4) caps however large the nodeset. */
+static void read_want(const struct cread *r, int64_t *want_r, int64_t *want_b)
+{
+	const struct rpeer *rp = r->rp;
+	int64_t cap_r = READ_CAP_REC, cap_b = READ_CAP_BYTES;
+
+	if (rp && rp->n > 2) {
+		cap_r = cap_r * rp->rf / rp->n;
+		cap_b = cap_b * rp->rf / rp->n;
+		if (cap_r < READ_CAP_REC / 4)
+			cap_r = READ_CAP_REC / 4;
+		if (cap_b < READ_CAP_BYTES / 4)
+			cap_b = READ_CAP_BYTES / 4;
+	}
+	*want_r = r->unl_rec || r->cl_rec > cap_r ? cap_r : r->cl_rec;
+	*want_b = r->unl_bytes || r->cl_bytes > cap_b ? cap_b : r->cl_bytes;
+	if (r->limit && (int64_t)(r->limit - r->sent) < *want_r)
+		*want_r = (int64_t)(r->limit - r->sent);
+	if (r->sub && hs_serve_sub_room(r) < *want_r)
+		*want_r = hs_serve_sub_room(r);
+	if (*want_r < 0)
+		*want_r = 0;
+	if (*want_b < 0)
+		*want_b = 0;
+}
+
+static void rin_on_peer(void *arg, int idx, const struct hs_frame *f);
+
+/* Open input i's stream from slot from. */
+static void rin_start(struct serve *sv, struct cread *r, struct rin *in, uint64_t from)
+{
+	struct rpeer *rp = r->rp;
+	struct hs_buf *out = in->idx >= 0 ? hs_peers_out(sv->peers, in->idx) : NULL;
+	struct hs_start m = { 0 };
+	int64_t wr, wb;
+
+	if (!out) {
+		hs_merge_down(rp->m, in->i);
+		return;
+	}
+	read_want(r, &wr, &wb);
+	in->sid = ++sv->next_sid;
+	in->req = hs_peers_next_id(sv->peers);
+	in->open = 1;
+	in->out_rec = wr;
+	in->out_bytes = wb;
+	m.stream = in->sid;
+	m.log = r->s->rec.log;
+	m.from = from;
+	m.until = rp->until;
+	m.flags = rp->sflags;
+	m.win_records = wr > 0 ? (uint32_t)wr : 1; /* 0 would mean unlimited */
+	m.win_bytes = wb > 0 ? (uint32_t)wb : 1;
+	hs_peers_expect(sv->peers, in->idx, in->req, rin_on_peer, in, 1);
+	hs_msg_start_enc(out, in->req, &m);
+}
+
+/* Pass the client's credit on to every open input: each may hold (in
+ * flight plus buffered in the merge) what the client granted. */
+static void rp_grant(struct serve *sv, struct cread *r)
+{
+	struct rpeer *rp = r->rp;
+	int64_t want_r, want_b;
+
+	if (!r->cc || hs_conn_closing(r->cc->c) ||
+	    hs_conn_out_pending(r->cc->c) >= HS_CONN_HIGH_WATER)
+		return;
+	read_want(r, &want_r, &want_b);
+	for (int i = 0; i < rp->n; i++) {
+		struct rin *in = &rp->in[i];
+		uint64_t br, bb;
+		int64_t add_r, add_b;
+		struct hs_buf *out;
+
+		if (!in->open)
+			continue;
+		hs_merge_buffered(rp->m, i, &br, &bb);
+		add_r = want_r - (in->out_rec > 0 ? in->out_rec : 0) - (int64_t)br;
+		add_b = want_b - (in->out_bytes > 0 ? in->out_bytes : 0) - (int64_t)bb;
+		if (add_r < 0)
+			add_r = 0;
+		if (add_b < 0)
+			add_b = 0;
+		/* Grant in chunks, not record by record - unless the peer is
+		 * out of credit, when any credit must be passed on. */
+		if (in->out_rec > 0 && in->out_bytes > 0 && add_r < want_r / 4 &&
+		    add_b < want_b / 4)
+			continue;
+		if (!add_r && !add_b)
+			continue;
+		out = hs_peers_out(sv->peers, in->idx);
+		if (!out)
+			continue;
+		{
+			struct hs_window m = { .stream = in->sid, .add_records = (uint32_t)add_r,
+					       .add_bytes = (uint32_t)add_b };
+
+			hs_msg_window_enc(out, in->req, &m);
+		}
+		if (in->out_rec < 0)
+			in->out_rec = 0;
+		if (in->out_bytes < 0)
+			in->out_bytes = 0;
+		in->out_rec += add_r;
+		in->out_bytes += add_b;
+	}
+}
+
+/* The epoch a read at slot next is in, or the first one after it: the
+ * CLEAN entries of the log record below the live epoch, then the live
+ * epoch (its nodeset and R as activated; every released copy is
+ * acceptable).  Returns 1 with *e filled, 0 (next is past the live
+ * epoch) or -HS_EUNAVAIL (an epoch below the live one is not recovered:
+ * cannot happen on an active stream). */
+static int read_epoch(const struct sstream *s, uint64_t next, struct hs_lepoch *e)
+{
+	for (uint16_t i = 0; i < s->lr.nepochs; i++) {
+		const struct hs_lepoch *x = &s->lr.epochs[i];
+
+		if (x->epoch >= s->epoch || HS_LSN(x->epoch, UINT32_MAX) < next)
+			continue;
+		if (!(x->flags & HS_LEPOCH_CLEAN)) {
+			hs_warn("read of '%s': epoch %u is not recovered", s->name, x->epoch);
+			return -HS_EUNAVAIL;
+		}
+		*e = *x;
+		return 1;
+	}
+	if (HS_LSN(s->epoch, UINT32_MAX) < next)
+		return 0;
+	memset(e, 0, sizeof(*e));
+	e->epoch = s->epoch;
+	e->r = s->r;
+	e->nn = s->nn;
+	memcpy(e->nodes, s->ns, sizeof(e->nodes));
+	e->lng = e->end = HS_LSN(s->epoch, UINT32_MAX);
+	return 1;
+}
+
+/* Start merging the epoch r->next is in (after the gaps before it).
+ * Returns 1 (r->rp set up), 0 (nothing more to read: until passed) or a
+ * negative code. */
+static int seg_open(struct serve *sv, struct cread *r)
+{
+	struct sstream *s = r->s;
+	uint64_t last = r->until ? r->until - 1 : UINT64_MAX;
+	struct hs_merge_cfg c = { 0 };
+	struct hs_lepoch e;
+	struct rpeer *rp;
+	int rc;
+
+	for (;;) {
+		if (r->until && r->next >= r->until)
+			return 0;
+		if (r->next <= s->trim) {
+			read_gap(sv, r, r->next, s->trim < last ? s->trim : last, HS_MERGE_TRIM);
+			continue;
+		}
+		rc = read_epoch(s, r->next, &e);
+		if (rc <= 0)
+			return rc;
+		if (r->next < HS_LSN(e.epoch, 1)) {
+			/* Epochs without entries hold nothing. */
+			uint64_t hi = HS_LSN(e.epoch, 1) - 1;
+
+			read_gap(sv, r, r->next, hi < last ? hi : last, HS_MERGE_BRIDGE);
+			continue;
+		}
+		break;
+	}
+	rp = hs_xcalloc(1, sizeof(*rp));
+	rp->r = r;
+	rp->epoch = e.epoch;
+	rp->to = HS_LSN(e.epoch, UINT32_MAX) < last ? HS_LSN(e.epoch, UINT32_MAX) : last;
+	c.from = r->next;
+	c.to = rp->to;
+	c.lng = e.lng;
+	c.end = e.end;
+	c.ballot = e.ballot;
+	c.n = e.nn > HS_NODESET_MAX ? HS_NODESET_MAX : e.nn;
+	c.r = e.r ? e.r : 1;
+	rp->n = c.n;
+	rp->rf = c.r;
+	if (e.epoch == s->epoch) {
+		rp->until = rp->to;    /* the peers send only what is released */
+	} else {
+		/* Recovered: every slot is final and the peers' release point
+		 * may lag; the merge keeps only acceptable copies. */
+		rp->until = e.end < rp->to ? e.end : rp->to;
+		rp->sflags = HS_READ_IGNORE_RELEASED;
+	}
+	rp->m = hs_merge_new(&c, &merge_out, r);
+	r->rp = rp;
+	for (int i = 0; i < rp->n; i++) {
+		struct rin *in = &rp->in[i];
+
+		in->rp = rp;
+		in->i = i;
+		in->idx = hs_serve_peer_idx(sv, e.nodes[i]);
+		if (rp->until < c.from)
+			continue; /* nothing to ask: the merge ends with a BRIDGE */
+		rin_start(sv, r, in, c.from);
+	}
+	return 1;
+}
+
+static void rp_tick(struct hs_loop *l, void *arg);
+
+/* Hand out what the merge can, walk on to the next epoch when one is done,
+ * end r when its range is; else pass credit on and watch for a stall. */
+static void read_pump(struct serve *sv, struct cread *r)
+{
+	struct rpeer *rp;
+	int st = HS_MERGE_MORE, rc;
+
+	while (r->state == R_RUN && !r->mem) {
+		if (!r->rp) {
+			rc = seg_open(sv, r);
+			if (rc <= 0) {
+				out_flush(r);
+				if (!rc && r->until && r->next < r->until)
+					r->next = r->until;
+				hs_serve_read_end(sv, r, rc);
+				return;
+			}
+		}
+		st = hs_merge_step(r->rp->m);
+		if (r->rp->finished) {
+			out_flush(r);
+			hs_serve_read_end(sv, r, 0);
+			return;
+		}
+		if (st != HS_MERGE_DONE)
+			break;
+		r->next = r->rp->to + 1;
+		hs_serve_read_stop_peer(sv, r);
+	}
+	if (r->state != R_RUN || r->mem)
+		return;
+	out_flush(r);
+	rp = r->rp;
+	if (st == HS_MERGE_MORE && hs_serve_mem_can_take(r)) {
+		hs_serve_read_stop_peer(sv, r);
+		hs_serve_mem_take(sv, r);
+		return;
+	}
+	rp_grant(sv, r);
+	if (hs_merge_blocked(rp->m)) {
+		if (!rp->blocked_since)
+			rp->blocked_since = hs_now_ms();
+	} else {
+		rp->blocked_since = 0;
+	}
+	/* Down inputs are retried while they may matter. */
+	if (!rp->timer) {
+		for (int i = 0; i < rp->n; i++)
+			if (!rp->in[i].open && hs_merge_pos(rp->m, i) <= rp->until &&
+			    rp->until >= hs_merge_next(rp->m)) {
+				rp->timer = hs_loop_timer(sv->loop, READ_RETRY_MS, rp_tick, rp);
+				break;
+			}
+	}
+}
+
+/* Reopen the inputs whose peers came back; end a read blocked too long. */
+static void rp_tick(struct hs_loop *l, void *arg)
+{
+	struct rpeer *rp = arg;
+	struct cread *r = rp->r;
+	struct serve *sv = r->sv;
+
+	rp->timer = 0;
+	for (int i = 0; i < rp->n; i++) {
+		struct rin *in = &rp->in[i];
+
+		/* Not needed any more: it ended, or the merge is past its range. */
+		if (in->open || in->idx < 0 || !hs_peers_is_up(sv->peers, in->idx) ||
+		    hs_merge_pos(rp->m, i) > rp->until || hs_merge_next(rp->m) > rp->until)
+			continue;
+		hs_merge_reopen(rp->m, i);
+		rin_start(sv, r, in, hs_merge_next(rp->m));
+	}
+	if (rp->blocked_since && hs_merge_blocked(rp->m) &&
+	    hs_now_ms() - rp->blocked_since >= stall_ms()) {
+		char at[32];
+
+		hs_lsn_fmt(at, sizeof(at), hs_merge_next(rp->m));
+		hs_warn("read of '%s': the peers that may hold %s have been down for %llu ms",
+			r->s->name, at, (unsigned long long)(hs_now_ms() - rp->blocked_since));
+		hs_serve_read_end(sv, r, (r->flags & HS_CREAD_FOLLOW) ? -HS_EUNAVAIL
+				  : -HS_ETIMEOUT);
+		return;
+	}
+	read_pump(sv, r);
+}
+
+static void rin_on_peer(void *arg, int idx, const struct hs_frame *f)
+{
+	struct rin *in = arg;
+	struct rpeer *rp = in->rp;
+	struct cread *r = rp->r;
+	struct serve *sv = r->sv;
+	int rc = 0;
+
+	if (!f) {
+		/* The link is gone, and the registration with it. */
+		in->open = 0;
+		hs_merge_down(rp->m, in->i);
+		read_pump(sv, r);
+		return;
+	}
+	switch (f->type) {
+	case HS_MSG_RECORDS: {
+		struct hs_records m;
+		uint64_t first;
+		const uint8_t *run;
+		size_t len;
+		struct hs_run rr;
+
+		if (hs_msg_records_dec(f->body, f->body_len, &m) < 0) {
+			rc = -HS_EPROTO;
+			break;
+		}
+		while (rc >= 0 && hs_records_next(&m, &first, &run, &len) == 1) {
+			if (hs_run_parse_nocrc(run, len, &rr) < 0) {
+				rc = -HS_EPROTO;
+				break;
+			}
+			/* The peer charges the entry header (u64 lsn, u32 len) too. */
+			in->out_rec -= rr.nrecords;
+			in->out_bytes -= (int64_t)len + 12;
+			rc = hs_merge_run(rp->m, in->i, first, run, len);
+		}
+		break;
+	}
+	case HS_MSG_GAP: {
+		struct hs_gap g;
+
+		if (hs_msg_gap_dec(f->body, f->body_len, &g) < 0) {
+			rc = -HS_EPROTO;
+			break;
+		}
+		if (g.reason == HS_GAP_CHECKSUM) {
+			char a[32], b[32];
+
+			hs_lsn_fmt(a, sizeof(a), g.lo);
+			hs_lsn_fmt(b, sizeof(b), g.hi);
+			hs_warn("read of '%s': peer %s has a bad copy of %s..%s", r->s->name,
+				hs_peers_addr(sv->peers, idx), a, b);
+		}
+		rc = hs_merge_gap(rp->m, in->i, g.lo, g.hi, g.reason);
+		break;
+	}
+	case HS_MSG_END: {
+		struct hs_end e;
+
+		if (hs_msg_end_dec(f->body, f->body_len, &e) < 0) {
+			rc = -HS_EPROTO;
+			break;
+		}
+		hs_peers_forget(sv->peers, in->idx, in->req);
+		in->open = 0;
+		if (e.status) {
+			hs_warn("read of '%s': peer %s: %s", r->s->name,
+				hs_peers_addr(sv->peers, idx), hs_strerror(e.status));
+			hs_merge_down(rp->m, in->i);
+		} else {
+			rc = hs_merge_end(rp->m, in->i);
+		}
+		break;
+	}
+	case HS_MSG_RESULT: {
+		struct hs_result res;
+
+		if (hs_msg_result_dec(f->body, f->body_len, &res) == 0 && res.status < 0) {
+			hs_warn("read of '%s': peer %s refused the read: %s", r->s->name,
+				hs_peers_addr(sv->peers, idx), hs_strerror(res.status));
+			hs_peers_forget(sv->peers, in->idx, in->req);
+			in->open = 0;
+			hs_merge_down(rp->m, in->i);
+		}
+		break;
+	}
+	default:
+		rc = -HS_EPROTO;
+		break;
+	}
+	if (rc < 0) {
+		/* A peer that speaks nonsense is treated as down. */
+		hs_warn("read of '%s': bad %s from peer %s", r->s->name, hs_msg_name(f->type),
+			hs_peers_addr(sv->peers, idx));
+		rin_stop(sv, in);
+		hs_merge_down(rp->m, in->i);
+	}
+	read_pump(sv, r);
+}
+
 void hs_serve_read_end(struct serve *sv, struct cread *r, int status)
 {
-	struct hs_read_end m = { .read_id = r->read_id, .status = status, .next_lsn = r->next };
+	struct hs_read_end m = { .read_id = r->read_id, .status = status };
 
 	if (r->state == R_DONE)
 		return;
-	if (r->state == R_RUN && !r->mem) {
-		struct hs_buf *out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
-
-		hs_peers_forget(sv->peers, hs_serve_data_peer(sv), r->peer_req);
-		if (out) {
-			struct hs_stop st = { .stream = r->sid };
-
-			/* Its RESULT reply lands in ops->frame and is ignored. */
-			hs_msg_stop_enc(out, hs_peers_next_id(sv->peers), &st);
-		}
-	}
+	hs_serve_read_stop_peer(sv, r);
+	out_flush(r);
+	m.next_lsn = r->next;
 	r->state = R_DONE;
 	if (r->cc && !r->child) {
 		if (!hs_conn_closing(r->cc->c))
@@ -212,249 +862,28 @@ void hs_serve_read_end(struct serve *sv, struct cread *r, int status)
 
 void hs_serve_read_grant(struct serve *sv, struct cread *r)
 {
-	int64_t want_r, want_b, add_r, add_b;
-	struct hs_buf *out;
-
 	if (r->mem) {
 		hs_serve_mem_push(sv, r);
 		return;
 	}
-	if (r->state != R_RUN || !r->cc || hs_conn_closing(r->cc->c) ||
+	if (r->state != R_RUN || !r->rp || !r->cc || hs_conn_closing(r->cc->c) ||
 	    hs_conn_out_pending(r->cc->c) >= HS_CONN_HIGH_WATER)
 		return;
-	want_r = r->unl_rec || r->cl_rec > READ_CAP_REC ? READ_CAP_REC : r->cl_rec;
-	want_b = r->unl_bytes || r->cl_bytes > READ_CAP_BYTES ? READ_CAP_BYTES : r->cl_bytes;
-	if (r->limit && (int64_t)(r->limit - r->sent) < want_r)
-		want_r = (int64_t)(r->limit - r->sent);
-	if (r->sub && hs_serve_sub_room(r) < want_r)
-		want_r = hs_serve_sub_room(r);
-	add_r = want_r - r->out_rec;
-	add_b = want_b - (r->out_bytes > 0 ? r->out_bytes : 0);
-	if (add_r < 0)
-		add_r = 0;
-	if (add_b < 0)
-		add_b = 0;
-	/* Grant in chunks, not record by record - unless the peer is out of
-	 * credit, when any credit the client gave must be passed on. */
-	if (r->out_rec > 0 && r->out_bytes > 0 && add_r < want_r / 4 && add_b < want_b / 4)
-		return;
-	if (!add_r && !add_b)
-		return;
-	out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
-	if (!out)
-		return;
-	{
-		struct hs_window m = { .stream = r->sid, .add_records = (uint32_t)add_r,
-				       .add_bytes = (uint32_t)add_b };
-
-		hs_msg_window_enc(out, r->peer_req, &m);
-	}
-	r->out_rec += add_r;
-	if (r->out_bytes < 0)
-		r->out_bytes = 0;
-	r->out_bytes += add_b;
+	read_pump(sv, r);
 }
-
-static void read_on_peer(void *arg, int idx, const struct hs_frame *f);
 
 void hs_serve_read_start_peer(struct serve *sv, struct cread *r)
 {
-	struct hs_buf *out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
-	struct hs_start m = { 0 };
-
-	if (!out) {
-		hs_serve_read_end(sv, r, -HS_EUNAVAIL);
-		return;
-	}
+	hs_serve_read_stop_peer(sv, r); /* a stale one, left by a switch to memory */
 	if (r->until && r->from >= r->until) {
 		hs_serve_read_end(sv, r, 0);
 		return;
 	}
-	r->sid = ++sv->next_sid;
-	r->peer_req = hs_peers_next_id(sv->peers);
 	r->state = R_RUN;
+	r->mem = 0;
 	r->next = r->from;
-	m.stream = r->sid;
-	m.log = r->s->rec.log;
-	m.from = r->from;
-	m.until = r->until ? r->until - 1 : UINT64_MAX;
-	r->out_rec = r->unl_rec || r->cl_rec > READ_CAP_REC ? READ_CAP_REC : r->cl_rec;
-	r->out_bytes = r->unl_bytes || r->cl_bytes > READ_CAP_BYTES ? READ_CAP_BYTES : r->cl_bytes;
-	if (r->limit && r->limit < (uint64_t)r->out_rec)
-		r->out_rec = (int64_t)r->limit;
-	if (r->sub && hs_serve_sub_room(r) < r->out_rec)
-		r->out_rec = hs_serve_sub_room(r) > 0 ? hs_serve_sub_room(r) : 0;
-	m.win_records = (uint32_t)r->out_rec;
-	m.win_bytes = (uint32_t)r->out_bytes;
-	if (!m.win_records)
-		m.win_records = 1; /* 0 would mean unlimited to the peer */
-	if (!m.win_bytes)
-		m.win_bytes = 1;
-	hs_peers_expect(sv->peers, hs_serve_data_peer(sv), r->peer_req, read_on_peer, r, 1);
-	hs_msg_start_enc(out, r->peer_req, &m);
+	read_pump(sv, r);
 }
-
-static void read_gap(struct cread *r, uint64_t lo, uint64_t hi, uint8_t kind)
-{
-	struct hs_msg_wr w;
-
-	if (!r->cc || hs_conn_closing(r->cc->c))
-		return;
-	hs_msg_read_gap_begin(&w, hs_conn_out(r->cc->c), r->req, r->read_id);
-	hs_msg_read_gap_add(&w, lo, hi, kind);
-	hs_msg_wr_end(&w);
-}
-
-static void read_on_peer(void *arg, int idx, const struct hs_frame *f)
-{
-	struct cread *r = arg;
-	struct serve *sv = r->sv;
-
-	if (!f) {
-		/* The multi registration is gone with the link. */
-		r->state = R_WAIT;
-		hs_serve_read_end(sv, r, -HS_EUNAVAIL);
-		return;
-	}
-	switch (f->type) {
-	case HS_MSG_RECORDS: {
-		struct hs_records m;
-		struct hs_msg_wr w;
-		struct hs_buf *out;
-		uint64_t first;
-		const uint8_t *run;
-		size_t len;
-		int open = 0, finished = 0;
-
-		if (hs_msg_records_dec(f->body, f->body_len, &m) < 0)
-			break;
-		out = r->cc && !hs_conn_closing(r->cc->c) ? hs_conn_out(r->cc->c) : NULL;
-		while (hs_records_next(&m, &first, &run, &len) == 1) {
-			struct hs_run rr;
-			uint64_t lo, hi, n;
-			size_t before;
-
-			if (hs_run_parse_nocrc(run, len, &rr) < 0)
-				continue;
-			/* The peer charges the entry header (u64 lsn, u32 len) too. */
-			r->out_rec -= rr.nrecords;
-			r->out_bytes -= (int64_t)len + 12;
-			if (finished || (rr.flags & (HS_RUN_HOLE | HS_RUN_BRIDGE))) {
-				if (!finished && (r->flags & HS_CREAD_GAPS) && out) {
-					/* Reported as gaps in a separate frame. */
-					if (open)
-						hs_msg_wr_end(&w);
-					open = 0;
-					read_gap(r, first, first + rr.nrecords - 1,
-						 rr.flags & HS_RUN_HOLE ? 1 : 2);
-				}
-				if (!finished)
-					r->next = first + rr.nrecords;
-				if (!finished && r->sub)
-					sub_skipped(sv, r, first, first + rr.nrecords - 1);
-				continue;
-			}
-			lo = first < r->from ? r->from : first;
-			hi = first + rr.nrecords - 1;
-			if (r->until && hi >= r->until)
-				hi = r->until - 1;
-			if (lo > hi)
-				continue;
-			n = hi - lo + 1;
-			if (r->limit && n > r->limit - r->sent)
-				n = r->limit - r->sent;
-			if (!out)
-				continue;
-			if (!open) {
-				hs_msg_deliver_begin(&w, out, r->req, r->read_id);
-				open = 1;
-			}
-			before = out->len;
-			if (lo == first && n == rr.nrecords) {
-				hs_msg_deliver_run(&w, first, run, len);
-			} else {
-				hs_msg_deliver_run_open(&w, lo);
-				hs_run_slice(&rr, (uint32_t)(lo - first), (uint32_t)n, out);
-				hs_msg_wr_run_close(&w);
-			}
-			r->sent += n;
-			r->cl_rec -= (int64_t)n;
-			/* The client's byte credit counts payload bytes only. */
-			r->cl_bytes -= (int64_t)(out->len - before - 12 - HS_RUN_HDR - 4 -
-						 4 * (size_t)rr.ncopyset - HS_RUN_REC_HDR * n);
-			sv->records_delivered += n;
-			r->next = lo + n;
-			if (r->sub)
-				hs_serve_sub_delivered(sv, r, lo, n,
-						       out->len - before - 12 - HS_RUN_HDR - 4 -
-							       4 * (size_t)rr.ncopyset -
-							       HS_RUN_REC_HDR * n);
-			if (r->limit && r->sent >= r->limit)
-				finished = 1;
-		}
-		if (open)
-			hs_msg_wr_end(&w);
-		if (finished) {
-			hs_serve_read_end(sv, r, 0);
-			return;
-		}
-		if (hs_serve_mem_can_take(r)) {
-			hs_serve_mem_take(sv, r);
-			return;
-		}
-		hs_serve_read_grant(sv, r);
-		return;
-	}
-	case HS_MSG_GAP: {
-		struct hs_gap g;
-
-		if (hs_msg_gap_dec(f->body, f->body_len, &g) < 0)
-			break;
-		if (g.reason == HS_GAP_TRIM)
-			read_gap(r, g.lo < r->from ? r->from : g.lo, g.hi, 3);
-		else if (g.reason == HS_GAP_CHECKSUM)
-			read_gap(r, g.lo, g.hi, 4);
-		r->next = g.hi + 1;
-		if (r->sub)
-			sub_skipped(sv, r, g.lo, g.hi);
-		/* NORECORDS: the peer caught up with what it knows released. */
-		if (hs_serve_mem_can_take(r))
-			hs_serve_mem_take(sv, r);
-		return;
-	}
-	case HS_MSG_END: {
-		struct hs_end e;
-
-		if (hs_msg_end_dec(f->body, f->body_len, &e) < 0)
-			break;
-		hs_peers_forget(sv->peers, hs_serve_data_peer(sv), r->peer_req);
-		r->state = R_WAIT; /* no STOP needed */
-		if (!e.status && r->until)
-			r->next = r->until;
-		hs_serve_read_end(sv, r, e.status);
-		return;
-	}
-	case HS_MSG_RESULT: {
-		struct hs_result res;
-
-		if (hs_msg_result_dec(f->body, f->body_len, &res) == 0 && res.status < 0) {
-			hs_peers_forget(sv->peers, hs_serve_data_peer(sv), r->peer_req);
-			r->state = R_WAIT;
-			hs_serve_read_end(sv, r, res.status);
-		}
-		return;
-	}
-	default:
-		break;
-	}
-	hs_warn("read of '%s': unexpected %s from the peer", r->s ? r->s->name : "?",
-		hs_msg_name(f->type));
-	hs_serve_read_end(sv, r, -HS_EPROTO);
-}
-
-static void on_located(void *arg, int idx, const struct hs_frame *f);
-
-static int read_locate(struct serve *sv, struct cread *r);
 
 static void read_resolved(struct serve *sv, struct cread *r)
 {
@@ -483,6 +912,8 @@ static void read_resolved(struct serve *sv, struct cread *r)
 	hs_serve_read_start_peer(sv, r);
 }
 
+static int read_locate(struct serve *sv, struct cread *r);
+
 static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
 {
 	struct cread *r = (struct cread *)((char *)w - offsetof(struct cread, w));
@@ -510,63 +941,103 @@ static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	read_resolved(sv, r);
 }
 
-/* @time: ask the data peer for the first LSN whose record is at or after
- * the time (LOCATE, proto.h); both ends may need it. */
+/* One LOCATE in flight: which end of which read. */
+struct locq {
+	struct cread *r;
+	int which;                /* 0 from, 1 until */
+};
+
+static void on_located(void *arg, int idx, const struct hs_frame *f);
+
+/* @time: ask every UP peer of the log's nodesets for the first LSN whose
+ * record is at or after the time (LOCATE, proto.h), for each end that
+ * needs it; the answer is the smallest LSN any peer reports (see MERGED
+ * PEER READS). */
 static int read_locate(struct serve *sv, struct cread *r)
 {
-	struct hs_buf *out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
+	const struct sstream *s = r->s;
+	uint8_t ask[MAX_PEERS] = { 0 };
 	struct hs_locate m = { 0 };
-	uint64_t id;
+	int nask = 0;
 
-	if (!out)
-		return -HS_EUNAVAIL;
-	m.log = r->s->rec.log;
-	m.from = hs_serve_stream_head(r->s);
-	m.until = hs_serve_stream_tail(r->s);
-	r->state = R_LOCATE;
-	for (int i = 0; i < 2; i++) {
-		const struct hs_pos *p = i ? &r->puntil : &r->pfrom;
+	for (uint16_t i = 0; i < s->lr.nepochs; i++)
+		for (int j = 0; j < s->lr.epochs[i].nn; j++) {
+			int k = hs_serve_peer_idx(sv, s->lr.epochs[i].nodes[j]);
 
-		if (p->kind != HS_POS_TIME)
+			if (k >= 0 && k < MAX_PEERS)
+				ask[k] = 1;
+		}
+	m.log = s->rec.log;
+	m.from = hs_serve_stream_head(s);
+	m.until = hs_serve_stream_tail(s);
+	r->loc_lsn[0] = r->loc_lsn[1] = 0;
+	r->loc_ok[0] = r->loc_ok[1] = 0;
+	for (int k = 0; k < MAX_PEERS && k < sv->npeers; k++) {
+		struct hs_buf *out = ask[k] ? hs_peers_out(sv->peers, k) : NULL;
+
+		if (!out)
 			continue;
-		m.time_ms = p->time_ms < 0 ? 0 : (uint64_t)p->time_ms;
-		id = hs_peers_next_id(sv->peers);
-		hs_peers_expect(sv->peers, hs_serve_data_peer(sv), id, on_located, r, 0);
-		hs_msg_locate_enc(out, id, &m);
-		r->locating |= 1 << i;
+		nask++;
+		for (int i = 0; i < 2; i++) {
+			const struct hs_pos *p = i ? &r->puntil : &r->pfrom;
+			struct locq *q;
+			uint64_t id;
+
+			if (p->kind != HS_POS_TIME)
+				continue;
+			q = hs_xmalloc(sizeof(*q));
+			q->r = r;
+			q->which = i;
+			m.time_ms = p->time_ms < 0 ? 0 : (uint64_t)p->time_ms;
+			id = hs_peers_next_id(sv->peers);
+			hs_peers_expect(sv->peers, k, id, on_located, q, 0);
+			hs_msg_locate_enc(out, id, &m);
+			r->locating++;
+		}
 	}
+	if (!nask)
+		return -HS_EUNAVAIL;
+	r->state = R_LOCATE;
 	return 0;
 }
 
 static void on_located(void *arg, int idx, const struct hs_frame *f)
 {
-	struct cread *r = arg;
+	struct locq *q = arg;
+	struct cread *r = q->r;
 	struct serve *sv = r->sv;
 	struct hs_located m;
-	int which = r->locating & 1 ? 0 : 1;
+	int which = q->which;
 
-	r->locating &= ~(1 << which);
+	free(q);
+	r->locating--;
 	if (r->state == R_DONE) {
 		if (!r->locating)
 			free(r);
 		return;
 	}
-	if (!f || f->type != HS_MSG_LOCATED || hs_msg_located_dec(f->body, f->body_len, &m) < 0 ||
-	    m.status < 0) {
-		if (!r->locating)
-			hs_serve_read_end(sv, r,
-					  f && f->type == HS_MSG_LOCATED ? -HS_EIO : -HS_EUNAVAIL);
-		else
-			r->state = R_DONE; /* ended when the other answer comes */
-		return;
+	if (f && f->type == HS_MSG_LOCATED && hs_msg_located_dec(f->body, f->body_len, &m) == 0 &&
+	    m.status >= 0) {
+		r->loc_ok[which]++;
+		/* 0: none on that peer. */
+		if (m.lsn && (!r->loc_lsn[which] || m.lsn < r->loc_lsn[which]))
+			r->loc_lsn[which] = m.lsn;
 	}
-	/* 0: no record at or after the time: the tail. */
-	if (which == 0)
-		r->from = m.lsn ? m.lsn : hs_serve_stream_tail(r->s);
-	else
-		r->until = m.lsn ? m.lsn : hs_serve_stream_tail(r->s);
 	if (r->locating)
 		return;
+	for (int i = 0; i < 2; i++) {
+		const struct hs_pos *p = i ? &r->puntil : &r->pfrom;
+
+		if (p->kind == HS_POS_TIME && !r->loc_ok[i]) {
+			hs_serve_read_end(sv, r, -HS_EUNAVAIL);
+			return;
+		}
+	}
+	/* 0: no record at or after the time: the tail. */
+	if (r->pfrom.kind == HS_POS_TIME)
+		r->from = r->loc_lsn[0] ? r->loc_lsn[0] : hs_serve_stream_tail(r->s);
+	if (r->puntil.kind == HS_POS_TIME)
+		r->until = r->loc_lsn[1] ? r->loc_lsn[1] : hs_serve_stream_tail(r->s);
 	r->state = R_WAIT;
 	if (r->pfrom.kind == HS_POS_TIME)
 		r->pfrom.kind = HS_POS_LSN, r->pfrom.lsn = r->from;

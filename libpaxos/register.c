@@ -875,6 +875,7 @@ int hs_reg_proposer_new(const struct hs_reg_cfg *cfg, const struct hs_reg_ops *o
 		c.max_idle = 4096;
 	p = hs_xcalloc(1, sizeof(*p));
 	p->cfg = c;
+	p->next_id = c.id_base;
 	p->ops = *ops;
 	p->arg = arg;
 	p->nb = 64;

@@ -194,6 +194,9 @@ struct hs_reg_cfg {
 	size_t max_frame;      /* largest frame to send; 0 = 1 MiB */
 	size_t max_idle;       /* idle keys cached (fast path); 0 = 4096 */
 	bool unsafe_quorums;   /* tests only: skip the q1 + q2 > nacc check */
+	uint64_t id_base;      /* frame ids are id_base + 1, + 2, ...: a range
+				* the caller keeps apart from its other
+				* requests on the same links (0 = from 1) */
 };
 
 /*

@@ -2,34 +2,48 @@
  * seq.c - the sequencer of hs-serve (serve.h): streams, activation, the
  * append path and the follow window.
  *
- * SEQUENCER.  This round every stream has replication 1 on the data peer,
- * the first peer (issue 4 adds R > 1, copysets and recovery).  A stream
- * has in-memory state only while active (struct sstream, in a bounded LRU:
- * idle ones beyond MAX_ACTIVE are dropped).  Activation on first use after
- * start: one register change bumps l/<id>.epoch to e (so a restarted
- * hs-serve gets a new epoch whose LSNs exceed all earlier ones), then SEAL
- * (e - 1) on the data peer, which reports per epoch the highest LSN it
- * holds.  With one peer, STOREs sent in LSN order over one connection and
- * re-sent in order after a reconnect, the records a peer holds for an
- * epoch are a prefix of it, so everything it holds below epoch e is
- * complete: hs-serve releases up to e<<32 (all earlier epochs) at once,
- * which is safe because the seal stops any older sequencer from adding
- * more.  Appends get ESNs 1, 2, ... of epoch e.
+ * SEQUENCER (docs/replication.md §3, §4).  A stream has in-memory state
+ * only while active (struct sstream, in a bounded LRU: idle ones beyond
+ * MAX_ACTIVE are dropped).  Activation on first use after start: with at
+ * least R peers UP (else it waits up to PEER_WAIT_MS, then fails the
+ * waiters with -HS_EAGAIN: back-pressure, the client retries), one register
+ * change on l/<id> bumps the epoch to E and appends E's entry: R (the
+ * stream record's replication) and the nodeset, the node ids of every peer
+ * this hs-serve has seen (nonzero and unique).  So a restarted hs-serve
+ * gets a new epoch whose LSNs exceed all earlier ones.  s->lr keeps the
+ * record as written.  Then recovery (recovery.h) seals and finishes every
+ * unclean earlier epoch; when it reports success everything below E<<32 is
+ * final: the release point starts there and appends get ESNs 1, 2, ... of
+ * E.  A recovery or STORE that finds a newer seal (-HS_ESEALED) fences the
+ * stream: its unacknowledged appends fail with -HS_ESEALED, it stops
+ * sequencing, and its next user activates it again with a new epoch.
  *
- * APPEND PATH.  Each client run is rebuilt as a STORE run with copyset
- * {data peer's node id} and the LNG (hs_run_begin, one memcpy of the
- * records section, timestamps of 0 stamped with the wall clock, hs_run_end)
- * into the turn's STORE frame: ONE STORE per peer per loop turn carries
- * every run of every stream produced in the turn (a new frame only when the
- * peer's frame limit is reached) - or two when the turn has runs of both
- * sync streams and async (or memory) streams: the async ones go in a STORE
+ * APPEND PATH.  Each client run is rebuilt once as a STORE run (header
+ * with room for R node ids, one memcpy of the records section, timestamps
+ * of 0 stamped with the wall clock) owned by its pent.  A wave (1 for the
+ * first) picks a copyset of R distinct UP peers of the nodeset - the
+ * stream's sticky one while it is healthy and has carried less than
+ * COPYSET_STICKY bytes (reads stay sequential), else a draw weighted by
+ * how little is queued to each peer, avoiding peers that failed in the
+ * last FAIL_AVOID_MS when others suffice - patches copyset, wave and the
+ * current LNG into the header, computes the CRC, and appends the run to
+ * the turn's STORE of each member: ONE STORE per peer per loop turn
+ * carries every run of every stream for that peer (a new frame only at
+ * the peer's frame limit) - or two when the turn has runs of both sync
+ * streams and async (or memory) streams: the async ones go in a STORE
  * flagged HS_STORE_NOSYNC, which the peer commits without waiting for an
- * fsync when nothing else in its turn needs one (proto.h).  Per-stream
- * memory is NOSYNC too: only a peer started with --durability memory keeps
- * no WAL.  The client gets APPENDED only after
- * STORED OK; runs are released in LSN order (the stored prefix), in ONE
- * RELEASE per peer per turn.  Unacknowledged STORE frames are kept and sent
- * again, in order, when the link comes back (a restarted peer).
+ * fsync when nothing else in its turn needs one (proto.h).  The client
+ * gets APPENDED only when all R members answered STORED OK.  A STORED
+ * error other than -HS_ESEALED, a lost link, or no STORED within
+ * STORE_TIMEOUT_MS (extended up to STORE_TIMEOUT_REARMS times while bytes
+ * are still queued to that peer: our backlog) starts a new wave of the run on a new copyset (the
+ * failed peer is avoided), sent to all R members again; replies of older
+ * waves are ignored.  With fewer than R peers up a run waits on
+ * sv->stalled (nothing is acknowledged) and goes out when a peer comes
+ * up.  The LNG is the fully stored prefix of the epoch; it is the release
+ * point, sent in ONE RELEASE per peer per turn to every UP peer of the
+ * nodeset (and all of them again to a peer that comes back).  STORE
+ * frames are not kept once sent: a wave rebuilds what a lost one carried.
  * Back-pressure: at most STREAM_WINDOW bytes in flight per stream (later
  * appends wait in order), and a client connection with more than
  * CONN_BUDGET bytes of appends in flight is not read until it falls below
@@ -37,8 +51,8 @@
  *
  * FOLLOWING FROM MEMORY (DESIGN §11).  While a stream has follow reads
  * (FOLLOW READs and subscription sessions; not redeliveries), it keeps a
- * window of released runs: at STORED OK each run's exact STORE bytes are
- * copied out of the batch frame (one memcpy per run), and at release they
+ * window of released runs: when all R copies are STORED, each run's exact
+ * STORE bytes are copied (one memcpy per run), and at release they
  * join the stream's window in LSN order, so the window always holds every
  * LSN in [win_lo, released] and nothing else.  A run without a copy (its
  * STORE failed, or it was stored before the first follower came) restarts
@@ -81,10 +95,13 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "err.h"
 #include "log.h"
+#include "recovery.h"
 #include "run.h"
 #include "serve.h"
+#include "wire.h"
 
 #define MAX_ACTIVE 10000               /* active streams kept when idle */
 #define STREAM_WINDOW (32u << 20)      /* append bytes in flight per stream */
@@ -92,6 +109,11 @@
 #define FOLLOW_WIN_STREAM (16u << 20)  /* released run bytes kept per followed stream */
 #define FOLLOW_WIN_TOTAL (256u << 20)  /* ... and over all streams */
 #define FOLLOW_FRAME_TARGET (1u << 20) /* DELIVER bytes per frame from memory */
+#define STORE_TIMEOUT_MS 2000          /* no STORED by then: a new wave */
+#define STORE_TIMEOUT_REARMS 4         /* ... later while still queued to the peer */
+#define FAIL_AVOID_MS 5000             /* a failed peer stays out of new copysets */
+#define COPYSET_STICKY (1u << 20)      /* run bytes a stream sends on one copyset */
+#define PEER_WAIT_MS 3000              /* activation waits so long for R peers */
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -126,9 +148,14 @@ uint64_t hs_serve_rand64(void)
 	return v;
 }
 
-int hs_serve_data_peer(struct serve *sv)
+int hs_serve_peer_idx(struct serve *sv, uint32_t node)
 {
-	return 0;
+	if (!node)
+		return -1;
+	for (int i = 0; i < sv->npeers; i++)
+		if (sv->sp[i].node == node)
+			return i;
+	return -1;
 }
 
 void hs_serve_proto_close(struct cconn *cc, const char *what)
@@ -217,7 +244,7 @@ static void stream_free(struct serve *sv, struct sstream *s)
 	}
 	win_reset(sv, s, 0); /* empty: no followers hold it */
 	stream_unhash(sv, s);
-	free(s->olde);
+	hs_lrec_free(&s->lr);
 	free(s);
 }
 
@@ -240,6 +267,7 @@ static void stream_touch(struct serve *sv, struct sstream *s)
 }
 
 static void stream_pump(struct serve *sv, struct sstream *s);
+static void stream_drop_inflight(struct serve *sv, struct sstream *s, int status);
 static void stream_lookup(struct serve *sv, struct sstream *s);
 static void win_check(struct serve *sv, struct sstream *s);
 static void win_take(struct serve *sv, struct sstream *s, struct pent *pe);
@@ -251,8 +279,17 @@ void hs_serve_stream_kill(struct serve *sv, struct sstream *s, int status)
 {
 	struct wait *w;
 
+	if (s->state == S_RECOVERING) {
+		hs_recovery_cancel(sv, s);
+		s->refs--;
+	}
+	if (s->wait_timer) {
+		hs_loop_timer_cancel(sv->loop, s->wait_timer);
+		s->wait_timer = 0;
+	}
 	s->state = S_DEAD;
 	hs_serve_mem_mark(sv, s); /* its followers go back to the peer */
+	stream_drop_inflight(sv, s, status);
 	while ((w = TAILQ_FIRST(&s->wq))) {
 		TAILQ_REMOVE(&s->wq, w, link);
 		w->fn(sv, s, w, status);
@@ -405,61 +442,183 @@ static void stream_lookup(struct serve *sv, struct sstream *s)
 	}
 }
 
-static int fn_bump_epoch(void *arg, const uint8_t *cur, size_t len, uint64_t version,
-			 struct hs_buf *out)
+/* Links UP with a usable node id. */
+static int peers_up(const struct serve *sv)
 {
+	int n = 0;
+
+	for (int i = 0; i < sv->npeers; i++)
+		n += sv->sp[i].node && hs_peers_is_up(sv->peers, i);
+	return n;
+}
+
+/* What an activation that cannot get R peers (or a register quorum)
+ * answers: back-pressure while enough peers exist to come back. */
+static int busy_status(const struct serve *sv, const struct sstream *s)
+{
+	int up = 0;
+
+	for (int i = 0; i < sv->npeers; i++)
+		up += hs_peers_is_up(sv->peers, i);
+	return up >= sv->npeers / 2 + 1 ? -HS_EAGAIN : -HS_EUNAVAIL;
+}
+
+struct act_ctx {
+	struct sstream *s;
+	struct hs_lepoch e;
+};
+
+/* The activation's register change: epoch + 1 and its entry (R, nodeset,
+ * not clean); entries that cannot matter any more are compacted away. */
+static int fn_activate(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		       struct hs_buf *out)
+{
+	struct act_ctx *x = arg;
 	struct hs_lrec r;
 	int rc = hs_lrec_dec(cur, len, &r);
 
 	if (rc < 0)
-		return rc;
+		goto out;
+	rc = -HS_EINTERNAL;
 	if (r.epoch == UINT32_MAX)
-		return -HS_EINTERNAL;
+		goto out;
+	/* Compact before the new epoch exists: an epoch without an entry
+	 * counts as empty, so lce must not reach the new one. */
+	hs_lrec_compact(&r);
 	r.epoch++;
+	x->e.epoch = r.epoch;
+	rc = hs_lrec_put_epoch(&r, &x->e);
+	if (rc < 0)
+		goto out;
 	hs_lrec_enc(&r, out);
-	return 0;
+	rc = 0;
+out:
+	hs_lrec_free(&r);
+	return rc;
+}
+
+static void recovery_done(struct serve *sv, struct sstream *s, int status)
+{
+	s->refs--;
+	if (status == 0) {
+		/* Every earlier epoch is clean: final up to our epoch's start. */
+		s->released = HS_LSN(s->epoch, 0);
+		hs_serve_release_mark(sv, s);
+		if (s->nfollow) {
+			win_reset(sv, s, s->released + 1);
+			win_check(sv, s);
+		}
+		s->state = S_ACTIVE;
+		stream_pump(sv, s);
+		return;
+	}
+	hs_warn("stream '%s' (log %llu): recovery for epoch %u failed: %s", s->name,
+		(unsigned long long)s->rec.log, s->epoch, hs_strerror(status));
+	s->state = S_DEAD; /* not recovering any more: kill must not cancel */
+	hs_serve_stream_kill(sv, s,
+			     status == -HS_ESEALED ? -HS_ESEALED
+			     : peers_up(sv) >= s->r ? -HS_EAGAIN
+						    : -HS_EUNAVAIL);
 }
 
 static void activate_done(void *arg, int status, const uint8_t *val, size_t len,
 			  uint64_t version)
 {
-	struct sstream *s = arg;
+	struct act_ctx *x = arg;
+	struct sstream *s = x->s;
 	struct serve *sv = s->sv;
-	struct hs_lrec r;
+	const struct hs_lepoch *e;
 
+	free(x);
 	s->refs--;
 	if (status == -ECANCELED)
 		return;
-	if (status == 0 && hs_lrec_dec(val, len, &r) == 1) {
-		s->epoch = r.epoch;
-		s->next_esn = 1;
-		s->trim = r.trim;
-		sv->activations++;
-		hs_debug("stream '%s' (log %llu): epoch %u", s->name,
-			 (unsigned long long)s->rec.log, s->epoch);
-		s->state = S_SEALING;
-		hs_serve_seal_send(sv, s);
-		return;
+	if (status == 0) {
+		hs_lrec_free(&s->lr);
+		if (hs_lrec_dec(val, len, &s->lr) == 1 &&
+		    (e = hs_lrec_find_epoch(&s->lr, s->lr.epoch)) && e->r && e->nn >= e->r) {
+			s->epoch = s->lr.epoch;
+			s->next_esn = 1;
+			s->trim = s->lr.trim;
+			s->r = e->r;
+			s->nn = e->nn;
+			memcpy(s->ns, e->nodes, e->nn * sizeof(*s->ns));
+			s->ncs = 0;
+			s->cs_bytes = 0;
+			sv->activations++;
+			hs_debug("stream '%s' (log %llu): epoch %u, R %u over %u peers", s->name,
+				 (unsigned long long)s->rec.log, s->epoch, s->r, s->nn);
+			s->state = S_RECOVERING;
+			s->refs++; /* recovery.h: held until done */
+			hs_recovery_start(sv, s, recovery_done);
+			return;
+		}
+		status = -HS_EDATA;
 	}
-	hs_warn("stream '%s': cannot start a new epoch: %s", s->name,
-		hs_strerror(status ? status : -HS_EDATA));
-	hs_serve_stream_kill(sv, s, status == -HS_ETIMEOUT ? -HS_ETIMEOUT : -HS_EUNAVAIL);
+	hs_warn("stream '%s': cannot start a new epoch: %s", s->name, hs_strerror(status));
+	hs_serve_stream_kill(sv, s,
+			     status == -HS_EDATA || status == -HS_ETOOBIG ? status
+									  : busy_status(sv, s));
 }
 
+static void on_peer_wait(struct hs_loop *l, void *arg)
+{
+	struct sstream *s = arg;
+	struct serve *sv = s->sv;
+
+	s->wait_timer = 0;
+	if (s->state != S_PEERS)
+		return;
+	if (peers_up(sv) >= s->rec.replication) {
+		activate(sv, s);
+		return;
+	}
+	hs_debug("stream '%s': fewer than %u peers up", s->name, s->rec.replication);
+	hs_serve_stream_kill(sv, s, -HS_EAGAIN);
+}
+
+/* Start a new epoch for s with R = its replication over every peer known
+ * to us (node id announced), once R of them are up; waits PEER_WAIT_MS
+ * for them, then fails the waiters with -HS_EAGAIN (the clients retry). */
 static void activate(struct serve *sv, struct sstream *s)
 {
 	uint8_t key[16];
 	size_t klen = hs_meta_lkey(key, s->rec.log);
+	uint8_t r = s->rec.replication ? s->rec.replication : 1;
+	struct act_ctx *x;
 
+	if (r > sv->npeers || r > HS_NODESET_MAX) {
+		hs_warn("stream '%s': replication %u but %d peer(s)", s->name, r, sv->npeers);
+		hs_serve_stream_kill(sv, s, -HS_EUNAVAIL);
+		return;
+	}
+	if (peers_up(sv) < r) {
+		if (s->state != S_PEERS) {
+			s->state = S_PEERS;
+			s->wait_timer = hs_loop_timer(sv->loop, PEER_WAIT_MS, on_peer_wait, s);
+		}
+		return; /* hs_serve_peer_up() or the timer goes on */
+	}
+	if (s->wait_timer) {
+		hs_loop_timer_cancel(sv->loop, s->wait_timer);
+		s->wait_timer = 0;
+	}
+	x = hs_xcalloc(1, sizeof(*x));
+	x->s = s;
+	x->e.r = r;
+	for (int i = 0; i < sv->npeers && x->e.nn < HS_NODESET_MAX; i++)
+		if (sv->sp[i].node)
+			x->e.nodes[x->e.nn++] = sv->sp[i].node;
 	s->state = S_ACTIVATING;
 	s->refs++;
-	if (hs_serve_reg_change(sv, key, klen, fn_bump_epoch, activate_done, s) < 0) {
+	if (hs_serve_reg_change(sv, key, klen, fn_activate, activate_done, x) < 0) {
+		free(x);
 		s->refs--;
 		hs_serve_stream_kill(sv, s, -HS_EINTERNAL);
 	}
 }
 
-static void release_mark(struct serve *sv, struct sstream *s)
+void hs_serve_release_mark(struct serve *sv, struct sstream *s)
 {
 	if (s->rel_dirty)
 		return;
@@ -468,72 +627,40 @@ static void release_mark(struct serve *sv, struct sstream *s)
 	sv->reldirty[sv->nrel++] = s;
 }
 
-static void on_sealed(void *arg, int idx, const struct hs_frame *f)
-{
-	struct sstream *s = arg;
-	struct serve *sv = s->sv;
-	struct hs_sealed m;
-	uint32_t e;
-	uint64_t lng, max_lsn;
+/* ---- peers ------------------------------------------------------------------ */
 
-	s->refs--;
-	if (!f) {
-		/* The link went down: seal again once it is back. */
-		s->state = S_SEALING;
-		if (s->state == S_SEALING && !sv->stopping)
-			hs_serve_seal_send(sv, s);
-		return;
+void hs_serve_peer_up(struct serve *sv, int idx, uint32_t node_id)
+{
+	struct speer *sp = &sv->sp[idx];
+	struct sstream *s, *nx;
+
+	sp->node = node_id;
+	if (!node_id) {
+		hs_warn("peer %s announces node id 0: not used for data",
+			hs_peers_addr(sv->peers, idx));
 	}
-	if (f->type != HS_MSG_SEALED || hs_msg_sealed_dec(f->body, f->body_len, &m) < 0 ||
-	    m.status < 0) {
-		hs_warn("stream '%s': seal failed", s->name);
-		hs_serve_stream_kill(sv, s, -HS_EUNAVAIL);
-		return;
+	for (int i = 0; i < sv->npeers && node_id; i++)
+		if (i != idx && sv->sp[i].node == node_id) {
+			hs_warn("peers %s and %s both announce node id %u: %s not used for data",
+				hs_peers_addr(sv->peers, i), hs_peers_addr(sv->peers, idx), node_id,
+				hs_peers_addr(sv->peers, idx));
+			sp->node = 0;
+		}
+	sp->fail_until = 0;
+	sp->rel_all = 1;
+	sv->stall_retry = 1;
+	for (s = TAILQ_FIRST(&sv->lru); s; s = nx) {
+		nx = TAILQ_NEXT(s, lru);
+		if (s->state == S_PEERS && peers_up(sv) >= s->rec.replication)
+			activate(sv, s);
 	}
-	if (m.seal >= s->epoch) {
-		/* Someone already sealed our epoch: another sequencer won. */
-		hs_serve_stream_kill(sv, s, -HS_ESEALED);
-		return;
-	}
-	free(s->olde);
-	s->olde = NULL;
-	s->nolde = 0;
-	if (m.nepochs)
-		s->olde = hs_xmalloc(m.nepochs * sizeof(*s->olde));
-	while (hs_sealed_next(&m, &e, &lng, &max_lsn) == 1) {
-		if (e >= s->epoch)
-			continue;
-		s->olde[s->nolde].epoch = e;
-		s->olde[s->nolde].max_lsn = max_lsn;
-		s->nolde++;
-	}
-	if (m.trim > s->trim)
-		s->trim = m.trim;
-	/* Everything below our epoch is final (see the design comment). */
-	s->released = HS_LSN(s->epoch, 0);
-	release_mark(sv, s);
-	if (s->nfollow) {
-		win_reset(sv, s, s->released + 1);
-		win_check(sv, s);
-	}
-	s->state = S_ACTIVE;
-	stream_pump(sv, s);
+	hs_loop_wake_now(sv->loop);
 }
 
-/* SEAL (epoch - 1) on the data peer; with the link down, wait for it. */
-void hs_serve_seal_send(struct serve *sv, struct sstream *s)
+void hs_serve_peer_down(struct serve *sv, int idx)
 {
-	int dp = hs_serve_data_peer(sv);
-	struct hs_buf *out = hs_peers_out(sv->peers, dp);
-	struct hs_seal m = { .log = s->rec.log, .epoch = s->epoch - 1, .soft = 0, .lce = 0 };
-	uint64_t id;
-
-	if (!out)
-		return; /* peer_up() re-sends the seals of S_SEALING streams */
-	id = hs_peers_next_id(sv->peers);
-	s->refs++;
-	hs_peers_expect(sv->peers, dp, id, on_sealed, s, 0);
-	hs_msg_seal_enc(out, id, &m);
+	/* Its STOREs were answered NULL (new waves); copysets skip it. */
+	sv->sp[idx].fail_until = hs_now_ms() + FAIL_AVOID_MS;
 }
 
 /* ---- append path --------------------------------------------------------- */
@@ -558,6 +685,16 @@ static void pent_fail(struct serve *sv, struct pent *pe, int status)
 	free(pe);
 }
 
+/* Free a sequenced pent once it is dead and no batch names it. */
+static void pent_put(struct pent *pe)
+{
+	if (!pe->dead || pe->refs)
+		return;
+	free(pe->sr);
+	free(pe->mr);
+	free(pe);
+}
+
 /* Which of the turn's STOREs carries s's runs: async and memory streams
  * need no fsync before STORED. */
 static int stream_kind(const struct sstream *s)
@@ -567,63 +704,175 @@ static int stream_kind(const struct sstream *s)
 		       : SB_SYNC;
 }
 
-/* Close the turn's STORE of kind k (if any) and queue it for sending. */
-static void batch_close(struct serve *sv, int k)
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
 {
-	if (!sv->cur[k])
-		return;
-	hs_msg_wr_end(&sv->sw[k]);
-	TAILQ_INSERT_TAIL(&sv->unacked, sv->cur[k], link);
-	sv->unacked_n++;
-	sv->cur[k] = NULL;
+	uint64_t x = rng_state;
+
+	if (!x)
+		x = hs_serve_rand64() | 1;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rng_state = x;
+	return x;
 }
 
-static struct sbatch *batch_cur(struct serve *sv, int k, size_t need)
+/* Draw R distinct UP peers of s's nodeset into cs (link indexes), weighted
+ * by how little is queued to them; peers that failed recently only if
+ * there are not enough others.  Returns 0, or -1 with fewer than R up. */
+static int copyset_pick(struct serve *sv, struct sstream *s, uint8_t *cs)
 {
-	int dp = hs_serve_data_peer(sv);
-	size_t max = hs_peers_max_frame(sv->peers, dp);
+	uint64_t now = hs_now_ms(), w[HS_NODESET_MAX], total = 0;
+	int cand[HS_NODESET_MAX], n = 0, pass;
 
-	if (sv->cur[k] && hs_msg_wr_size(&sv->sw[k]) + need > max && sv->cur[k]->n)
-		batch_close(sv, k);
-	if (!sv->cur[k]) {
-		sv->cur[k] = hs_xcalloc(1, sizeof(*sv->cur[k]));
-		sv->cur[k]->sv = sv;
-		sv->cur[k]->id = hs_peers_next_id(sv->peers);
-		hs_msg_store_begin(&sv->sw[k], &sv->cur[k]->frame, sv->cur[k]->id);
+	for (pass = 0; pass < 2 && n < s->r; pass++) {
+		n = 0;
+		total = 0;
+		for (int j = 0; j < s->nn; j++) {
+			int idx = hs_serve_peer_idx(sv, s->ns[j]);
+
+			if (idx < 0 || !hs_peers_is_up(sv->peers, idx) ||
+			    (!pass && sv->sp[idx].fail_until > now))
+				continue;
+			cand[n] = idx;
+			w[n] = (1u << 20) / (1 + (hs_peers_pending(sv->peers, idx) >> 12)) + 1;
+			total += w[n++];
+		}
+	}
+	if (n < s->r)
+		return -1;
+	for (int k = 0; k < s->r; k++) {
+		uint64_t x = rng_next() % total;
+		int j = 0;
+
+		while (x >= w[j])
+			x -= w[j++];
+		cs[k] = (uint8_t)cand[j];
+		total -= w[j];
+		cand[j] = cand[--n];
+		w[j] = w[n];
+	}
+	return 0;
+}
+
+/* s's sticky copyset still serves new runs: every member UP, not failed
+ * since, and fewer than COPYSET_STICKY bytes sent on it. */
+static int copyset_fresh(struct serve *sv, const struct sstream *s, uint64_t now)
+{
+	if (s->ncs != s->r || s->cs_bytes >= COPYSET_STICKY)
+		return 0;
+	for (int i = 0; i < s->ncs; i++)
+		if (!hs_peers_is_up(sv->peers, s->cs[i]) || sv->sp[s->cs[i]].fail_until > now ||
+		    !sv->sp[s->cs[i]].node)
+			return 0;
+	return 1;
+}
+
+static void batch_send(struct serve *sv, int idx, int k);
+
+/* Add pe's STORE run, for copyset member pos, to the turn's STORE of kind
+ * k to peer idx (a new frame when the peer's frame limit is reached). */
+static void batch_add(struct serve *sv, int idx, int k, struct pent *pe, int pos)
+{
+	struct speer *sp = &sv->sp[idx];
+	struct sbatch *b = sp->cur[k];
+
+	if (b && b->n && hs_msg_wr_size(&sp->sw[k]) + pe->rlen + 32 >
+			       hs_peers_max_frame(sv->peers, idx)) {
+		batch_send(sv, idx, k);
+		b = NULL;
+	}
+	if (!b) {
+		b = sp->cur[k] = hs_xcalloc(1, sizeof(*b));
+		b->sv = sv;
+		b->peer = idx;
+		b->id = hs_peers_next_id(sv->peers);
+		hs_msg_store_begin(&sp->sw[k], &b->frame, b->id);
 		/* The header's flags; hs_msg_wr_end() computes the CRC. */
 		if (k == SB_NOSYNC)
-			hs_put16(sv->cur[k]->frame.data + sv->sw[k].start + 6, HS_STORE_NOSYNC);
+			hs_put16(b->frame.data + sp->sw[k].start + 6, HS_STORE_NOSYNC);
 	}
-	return sv->cur[k];
+	hs_msg_store_run(&sp->sw[k], pe->s->rec.log, pe->first_lsn, pe->sr, pe->rlen);
+	hs_serve_grow((void **)&b->ents, &b->cap, b->n + 1, sizeof(*b->ents));
+	b->ents[b->n++] = (struct sbent){ .pe = pe, .wave = pe->wave, .pos = (uint8_t)pos };
+	pe->refs++;
 }
 
-/* Sequence one append entry of an active stream into the turn's STORE. */
+/*
+ * Send pe as a new wave: wave + 1, a copyset (the stream's sticky one for
+ * a first wave, else a fresh draw - the peers that failed are avoided by
+ * their fail_until), the current LNG in its header, and its run added to
+ * the turn's STORE of every member.  With fewer than R peers up it waits
+ * on sv->stalled until a peer comes up.
+ */
+static void pent_dispatch(struct serve *sv, struct pent *pe)
+{
+	struct sstream *s = pe->s;
+	uint64_t now = hs_now_ms();
+	uint8_t *p = pe->sr;
+	int k = stream_kind(s);
+
+	if (!pe->wave && copyset_fresh(sv, s, now)) {
+		memcpy(pe->cs, s->cs, s->r);
+	} else if (copyset_pick(sv, s, pe->cs) < 0) {
+		if (!pe->stalled) {
+			pe->stalled = 1;
+			TAILQ_INSERT_TAIL(&sv->stalled, pe, slink);
+		}
+		return;
+	} else {
+		/* The stream's next runs follow the new copyset. */
+		memcpy(s->cs, pe->cs, s->r);
+		s->ncs = s->r;
+		s->cs_bytes = 0;
+	}
+	if (pe->wave)
+		sv->waves++;
+	pe->wave++;
+	pe->ncs = s->r;
+	pe->acked = 0;
+	if (pe->wave == 1)
+		s->cs_bytes += pe->rlen;
+	hs_put64(p + 8, s->released);
+	hs_put32(p + 16, pe->wave);
+	for (int i = 0; i < pe->ncs; i++)
+		hs_put32(p + HS_RUN_HDR + 4 * i, sv->sp[pe->cs[i]].node);
+	hs_put32(p + pe->rlen - 4, hs_crc32c(0, p, pe->rlen - 4));
+	for (int i = 0; i < pe->ncs; i++)
+		batch_add(sv, pe->cs[i], k, pe, i);
+}
+
+/* Sequence one append entry of an active stream: its LSNs, its STORE run
+ * (header, the client's records with timestamps of 0 stamped, CRC at
+ * dispatch), and its first wave. */
 static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 {
 	struct hs_run r;
-	struct hs_run_builder rb;
-	struct sbatch *b;
-	uint32_t node = hs_peers_node_id(sv->peers, hs_serve_data_peer(sv));
-	int k = stream_kind(s);
-	size_t at;
+	size_t rec_len;
+	uint8_t *p;
 
 	if (hs_run_parse_nocrc(pe->run, pe->len, &r) < 0 || (uint64_t)s->next_esn + r.nrecords > UINT32_MAX) {
 		/* Parsed on arrival; an epoch full of ESNs needs a new epoch. */
 		pent_fail(sv, pe, -HS_EAGAIN);
 		return;
 	}
-	b = batch_cur(sv, k, pe->len + 64);
+	rec_len = (size_t)(r.end - r.records);
 	pe->s = s;
 	pe->first_lsn = HS_LSN(s->epoch, s->next_esn);
 	s->next_esn += r.nrecords;
-	hs_msg_store_run_open(&sv->sw[k], s->rec.log, pe->first_lsn);
-	pe->roff = b->frame.len;
-	hs_run_begin(&rb, &b->frame, 0, s->released, 0, &node, 1);
-	at = b->frame.len;
-	hs_buf_append(&b->frame, r.records, (size_t)(r.end - r.records));
+	pe->rlen = HS_RUN_HDR + 4 * (size_t)s->r + rec_len + 4;
+	p = pe->sr = hs_xmalloc(pe->rlen);
+	memset(p, 0, HS_RUN_HDR + 4 * (size_t)s->r);
+	p[0] = HS_RUN_VERSION;
+	hs_put16(p + 2, s->r);
+	hs_put32(p + 4, r.nrecords);
+	p += HS_RUN_HDR + 4 * (size_t)s->r;
+	memcpy(p, r.records, rec_len);
 	if (pe->stamp) {
 		uint64_t now = hs_wall_ms();
-		uint8_t *p = b->frame.data + at, *end = p + (r.end - r.records);
+		uint8_t *end = p + rec_len;
 
 		while (p < end) {
 			if (!hs_get64(p))
@@ -631,12 +880,6 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 			p += HS_RUN_REC_HDR + hs_get32(p + 8);
 		}
 	}
-	rb.n = r.nrecords;
-	hs_run_end(&rb);
-	hs_msg_wr_run_close(&sv->sw[k]);
-	pe->rlen = b->frame.len - pe->roff;
-	hs_serve_grow((void **)&b->runs, &b->cap, b->n + 1, sizeof(*b->runs));
-	b->runs[b->n++] = pe;
 	free(pe->run);
 	pe->run = NULL;
 	TAILQ_INSERT_TAIL(&s->inflight, pe, flink);
@@ -646,6 +889,7 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 	s->bytes += pe->len;
 	sv->append_records += r.nrecords;
 	sv->append_bytes += pe->len;
+	pent_dispatch(sv, pe);
 }
 
 static void stream_pump(struct serve *sv, struct sstream *s)
@@ -672,7 +916,7 @@ static void pent_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	append_send(sv, s, pe);
 }
 
-/* Release the stored prefix of s. */
+/* Release the fully stored prefix of s: that is the LNG. */
 static void stream_advance(struct serve *sv, struct sstream *s)
 {
 	struct pent *pe;
@@ -680,16 +924,101 @@ static void stream_advance(struct serve *sv, struct sstream *s)
 	while ((pe = TAILQ_FIRST(&s->inflight)) && pe->done) {
 		TAILQ_REMOVE(&s->inflight, pe, flink);
 		s->inflight_bytes -= pe->len;
-		if (pe->first_lsn + pe->nrec - 1 > s->released) {
+		if (s->state == S_ACTIVE && pe->first_lsn + pe->nrec - 1 > s->released) {
 			if (s->nfollow)
 				win_take(sv, s, pe);
 			s->released = pe->first_lsn + pe->nrec - 1;
-			release_mark(sv, s);
+			hs_serve_release_mark(sv, s);
 		}
-		free(pe->mr);
-		free(pe);
+		pe->dead = 1;
+		pent_put(pe);
 	}
 	stream_pump(sv, s);
+}
+
+/* Fail every append of s not yet fully stored with status, drop the rest
+ * unreleased: s stops sequencing (killed, fenced, deleted).  Stale STORE
+ * replies for them are ignored. */
+static void stream_drop_inflight(struct serve *sv, struct sstream *s, int status)
+{
+	struct pent *pe;
+
+	while ((pe = TAILQ_FIRST(&s->inflight))) {
+		TAILQ_REMOVE(&s->inflight, pe, flink);
+		if (!pe->done)
+			hs_serve_creq_settle(sv, pe->rq, pe->idx, status, 0, 0, 0,
+					     status == -HS_ESEALED ? "epoch sealed by a newer sequencer"
+								   : "");
+		if (pe->stalled) {
+			TAILQ_REMOVE(&sv->stalled, pe, slink);
+			pe->stalled = 0;
+		}
+		pe->dead = 1;
+		pent_put(pe);
+	}
+	s->inflight_bytes = 0;
+}
+
+/* One copy of pe answered: OK counts towards its R; an error other than
+ * -HS_ESEALED (or a lost link, or a timeout: status -HS_EUNAVAIL) starts
+ * a new wave; -HS_ESEALED fences the stream.  pe may be freed. */
+static void pent_copy_done(struct serve *sv, struct pent *pe, const struct sbent *e, int32_t st,
+			   int idx)
+{
+	struct sstream *s = pe->s;
+
+	pe->refs--;
+	if (pe->dead || pe->done || e->wave != pe->wave) {
+		pent_put(pe);
+		return;
+	}
+	if (st == 0) {
+		pe->acked |= 1u << e->pos;
+		if (pe->acked != (pe->ncs == 32 ? UINT32_MAX : (1u << pe->ncs) - 1))
+			return;
+		pe->done = 1;
+		if (s->nfollow && !pe->mr)
+			pe->mr = mrun_new(s, pe->first_lsn, pe->nrec, pe->sr, pe->rlen);
+		free(pe->sr);
+		pe->sr = NULL;
+		hs_serve_creq_settle(sv, pe->rq, pe->idx, 0, pe->first_lsn, pe->nrec, 0, "");
+		stream_advance(sv, s);
+		return;
+	}
+	if (st == -HS_ESEALED) {
+		if (s->state == S_ACTIVE) {
+			hs_warn("stream '%s': epoch %u sealed by a newer sequencer", s->name,
+				s->epoch);
+			sv->fenced++;
+		}
+		hs_serve_stream_kill(sv, s, -HS_ESEALED);
+		return;
+	}
+	sv->sp[idx].fail_until = hs_now_ms() + FAIL_AVOID_MS;
+	if (s->state != S_ACTIVE)
+		return; /* dropped with the stream */
+	hs_debug("stream '%s': run at %llx on peer %s: %s; new wave", s->name,
+		 (unsigned long long)pe->first_lsn, hs_peers_addr(sv->peers, idx),
+		 hs_strerror(st));
+	pent_dispatch(sv, pe);
+}
+
+static void batch_free(struct serve *sv, struct sbatch *b)
+{
+	if (b->timer)
+		hs_loop_timer_cancel(sv->loop, b->timer);
+	hs_buf_free(&b->frame);
+	free(b->ents);
+	free(b);
+}
+
+/* Every copy b carried failed with st (a lost link, a bad reply, a
+ * timeout). */
+static void batch_fail(struct serve *sv, struct sbatch *b, int32_t st)
+{
+	for (size_t i = 0; i < b->n; i++)
+		pent_copy_done(sv, b->ents[i].pe, &b->ents[i], st, b->peer);
+	batch_free(sv, b);
 }
 
 static void on_stored(void *arg, int idx, const struct hs_frame *f)
@@ -700,103 +1029,162 @@ static void on_stored(void *arg, int idx, const struct hs_frame *f)
 	int32_t st;
 	uint32_t seal;
 
+	TAILQ_REMOVE(&sv->unacked, b, link);
+	sv->unacked_n--;
 	if (!f) {
-		b->sent = 0; /* peer_up() sends it again */
+		batch_fail(sv, b, -HS_EUNAVAIL);
 		return;
 	}
 	if (f->type != HS_MSG_STORED || hs_msg_stored_dec(f->body, f->body_len, &rd) < 0 ||
 	    rd.nruns != b->n) {
-		hs_warn("peer %s: bad reply to STORE (%s); reconnecting",
-			hs_peers_addr(sv->peers, idx), hs_msg_name(f->type));
-		b->sent = 0;
-		/* Re-register so the resend after the reconnect matches. */
+		hs_warn("peer %s: bad reply to STORE (%s)", hs_peers_addr(sv->peers, idx),
+			hs_msg_name(f->type));
+		batch_fail(sv, b, -HS_EPROTO);
 		return;
 	}
-	TAILQ_REMOVE(&sv->unacked, b, link);
-	sv->unacked_n--;
 	for (size_t i = 0; i < b->n; i++) {
-		struct pent *pe = b->runs[i];
-		struct sstream *s = pe->s;
-
 		hs_stored_next(&rd, &st, &seal);
-		pe->done = 1;
-		if (st == 0) {
-			if (s->nfollow && !pe->mr)
-				pe->mr = mrun_new(s, pe->first_lsn, pe->nrec,
-						  b->frame.data + pe->roff, pe->rlen);
-			hs_serve_creq_settle(sv, pe->rq, pe->idx, 0, pe->first_lsn, pe->nrec, 0,
-					     "");
-		} else {
-			hs_serve_creq_settle(sv, pe->rq, pe->idx, st, 0, 0, 0,
-					     st == -HS_ESEALED ? "" : hs_strerror(st));
-			if (st == -HS_ESEALED && s->state == S_ACTIVE) {
-				hs_warn("stream '%s': epoch %u sealed by another sequencer",
-					s->name, s->epoch);
-				s->state = S_DEAD;
-				hs_serve_mem_mark(sv, s); /* its followers go back to the peer */
-			}
-		}
+		pent_copy_done(sv, b->ents[i].pe, &b->ents[i], st, idx);
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		struct sstream *s = b->runs[i]->s;
-
-		if (s)
-			stream_advance(sv, s);
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		struct sstream *s = b->runs[i]->s;
-
-		b->runs[i] = NULL;
-		(void)s;
-	}
-	hs_buf_free(&b->frame);
-	free(b->runs);
-	free(b);
+	batch_free(sv, b);
 }
 
-/* End of turn: close the turn's STORE, send every unsent batch in order,
- * and one RELEASE with every stream released this turn. */
+static void on_store_timeout(struct hs_loop *l, void *arg)
+{
+	struct sbatch *b = arg;
+	struct serve *sv = b->sv;
+
+	b->timer = 0;
+	/* Bytes still queued to the peer: the STORE may not even be out yet
+	 * (our own backlog, not the peer's fault); wait a little longer, but
+	 * not forever (a stopped peer stops draining too). */
+	if (hs_peers_pending(sv->peers, b->peer) && b->rearms < STORE_TIMEOUT_REARMS) {
+		b->rearms++;
+		b->timer = hs_loop_timer(sv->loop, STORE_TIMEOUT_MS, on_store_timeout, b);
+		return;
+	}
+	hs_warn("peer %s: no STORED within %d ms; new waves elsewhere",
+		hs_peers_addr(sv->peers, b->peer), STORE_TIMEOUT_MS * (b->rearms + 1));
+	sv->store_timeouts++;
+	hs_peers_forget(sv->peers, b->peer, b->id);
+	TAILQ_REMOVE(&sv->unacked, b, link);
+	sv->unacked_n--;
+	batch_fail(sv, b, -HS_ETIMEOUT);
+}
+
+/* Close the turn's STORE of kind k to peer idx and send it (with its
+ * timeout); with the link down its copies fail at once (new waves). */
+static void batch_send(struct serve *sv, int idx, int k)
+{
+	struct speer *sp = &sv->sp[idx];
+	struct sbatch *b = sp->cur[k];
+	struct hs_buf *out = hs_peers_out(sv->peers, idx);
+
+	sp->cur[k] = NULL;
+	hs_msg_wr_end(&sp->sw[k]);
+	if (!out) {
+		batch_fail(sv, b, -HS_EUNAVAIL);
+		return;
+	}
+	hs_peers_expect(sv->peers, idx, b->id, on_stored, b, 0);
+	hs_buf_append(out, b->frame.data, b->frame.len);
+	hs_buf_free(&b->frame);
+	b->timer = hs_loop_timer(sv->loop, STORE_TIMEOUT_MS, on_store_timeout, b);
+	TAILQ_INSERT_TAIL(&sv->unacked, b, link);
+	sv->unacked_n++;
+	sv->stores_sent++;
+}
+
+/* RELEASE writers of one flush, one per peer, opened on first use. */
+struct relw {
+	struct hs_msg_wr w[MAX_PEERS];
+	uint8_t open[MAX_PEERS];
+};
+
+static void rel_add(struct serve *sv, struct relw *rw, int idx, uint64_t log, uint64_t lsn)
+{
+	struct hs_buf *out;
+
+	if (rw->open[idx] && hs_msg_wr_size(&rw->w[idx]) + 16 > hs_peers_max_frame(sv->peers, idx)) {
+		hs_msg_wr_end(&rw->w[idx]);
+		rw->open[idx] = 0;
+	}
+	if (!rw->open[idx]) {
+		out = hs_peers_out(sv->peers, idx);
+		if (!out)
+			return;
+		/* The RESULT reply needs no callback: it lands in ops->frame. */
+		hs_msg_release_begin(&rw->w[idx], out, hs_peers_next_id(sv->peers));
+		rw->open[idx] = 1;
+	}
+	hs_msg_release_add(&rw->w[idx], log, lsn);
+}
+
+/* s's release point to every UP peer of its nodeset (only peer only, if
+ * only >= 0). */
+static void rel_stream(struct serve *sv, struct relw *rw, struct sstream *s, int only)
+{
+	for (int j = 0; j < s->nn; j++) {
+		int idx = hs_serve_peer_idx(sv, s->ns[j]);
+
+		if (idx >= 0 && (only < 0 || idx == only) && hs_peers_is_up(sv->peers, idx))
+			rel_add(sv, rw, idx, s->rec.log, s->released);
+	}
+}
+
 void hs_serve_batches_flush(struct serve *sv)
 {
-	int dp = hs_serve_data_peer(sv);
-	struct hs_buf *out;
-	struct sbatch *b;
+	struct relw rw;
+	int again = 1;
 
-	batch_close(sv, SB_SYNC);
-	batch_close(sv, SB_NOSYNC);
-	out = hs_peers_out(sv->peers, dp);
-	if (out) {
-		TAILQ_FOREACH(b, &sv->unacked, link) {
-			if (b->sent)
-				continue;
-			b->sent = 1;
-			hs_peers_expect(sv->peers, dp, b->id, on_stored, b, 0);
-			hs_buf_append(out, b->frame.data, b->frame.len);
-			sv->stores_sent++;
+	if (sv->stall_retry) {
+		struct pentq q;
+		struct pent *pe;
+
+		sv->stall_retry = 0;
+		TAILQ_INIT(&q);
+		TAILQ_CONCAT(&q, &sv->stalled, slink);
+		while ((pe = TAILQ_FIRST(&q))) {
+			TAILQ_REMOVE(&q, pe, slink);
+			pe->stalled = 0;
+			pent_dispatch(sv, pe);
 		}
 	}
-	if (sv->nrel && out) {
-		struct hs_msg_wr w;
-		size_t n = 0;
-
-		hs_msg_release_begin(&w, out, hs_peers_next_id(sv->peers));
-		for (size_t i = 0; i < sv->nrel; i++) {
-			struct sstream *s = sv->reldirty[i];
-
-			s->rel_dirty = 0;
-			if (s->state != S_ACTIVE && s->state != S_DEAD)
-				continue;
-			hs_msg_release_add(&w, s->rec.log, s->released);
-			n++;
-		}
-		/* The RESULT reply needs no callback: it lands in ops->frame. */
-		hs_msg_wr_end(&w);
-		for (size_t i = 0; i < sv->nrel; i++)
-			if (stream_idle(sv->reldirty[i]) && sv->reldirty[i]->state == S_DEAD)
-				stream_free(sv, sv->reldirty[i]);
-		sv->nrel = 0;
-		(void)n;
+	/* Sending to a link that just went down starts new waves on others. */
+	while (again) {
+		again = 0;
+		for (int i = 0; i < sv->npeers; i++)
+			for (int k = 0; k < SB_KINDS; k++)
+				if (sv->sp[i].cur[k]) {
+					batch_send(sv, i, k);
+					again = 1;
+				}
 	}
+	memset(rw.open, 0, sizeof(rw.open));
+	for (size_t i = 0; i < sv->nrel; i++) {
+		struct sstream *s = sv->reldirty[i];
+
+		s->rel_dirty = 0;
+		if (s->state == S_ACTIVE || s->state == S_DEAD)
+			rel_stream(sv, &rw, s, -1);
+	}
+	for (int i = 0; i < sv->npeers; i++) {
+		struct sstream *s;
+
+		if (!sv->sp[i].rel_all)
+			continue;
+		sv->sp[i].rel_all = 0;
+		TAILQ_FOREACH(s, &sv->lru, lru)
+			if (s->state == S_ACTIVE)
+				rel_stream(sv, &rw, s, i);
+	}
+	for (int i = 0; i < sv->npeers; i++)
+		if (rw.open[i])
+			hs_msg_wr_end(&rw.w[i]);
+	for (size_t i = 0; i < sv->nrel; i++)
+		if (stream_idle(sv->reldirty[i]) && sv->reldirty[i]->state == S_DEAD)
+			stream_free(sv, sv->reldirty[i]);
+	sv->nrel = 0;
 }
 
 /* ---- client requests: settle and reply ---------------------------------- */
@@ -1263,14 +1651,7 @@ int hs_serve_mem_can_take(const struct cread *r)
  * registration) and serve it from memory. */
 void hs_serve_mem_take(struct serve *sv, struct cread *r)
 {
-	struct hs_buf *out = hs_peers_out(sv->peers, hs_serve_data_peer(sv));
-
-	hs_peers_forget(sv->peers, hs_serve_data_peer(sv), r->peer_req);
-	if (out) {
-		struct hs_stop st = { .stream = r->sid };
-
-		hs_msg_stop_enc(out, hs_peers_next_id(sv->peers), &st);
-	}
+	hs_serve_read_stop_peer(sv, r);
 	r->mem = 1;
 	r->mcur = NULL;
 	r->out_rec = r->out_bytes = 0;

@@ -4,9 +4,10 @@
  * one struct serve of the process, single-threaded on its event loop:
  *
  *   seq.c    the sequencer: the stream table and LRU, lookup, activation
- *            and sealing, the append path (STORE batching, STORED, RELEASE),
- *            client request settling, and the follow window (reads served
- *            from the sequencer's memory);
+ *            (new epoch with R and nodeset, then recovery.h), the append
+ *            path (copysets, per-peer STORE batching, waves, STORED, LNG,
+ *            RELEASE), peer up/down, client request settling, and the
+ *            follow window (reads served from the sequencer's memory);
  *   read.c   the read path: position resolution, peer read streams,
  *            DELIVER/READ_GAP/READ_END, switching between peer and memory,
  *            and subscription sessions (SUBSCRIBE, ACK, checkpoints);
@@ -62,6 +63,7 @@ struct serve;
 struct sstream;
 struct cconn;
 struct ssub;
+struct rpeer;
 
 /* Something waiting for a stream to become active (or fail). */
 struct wait {
@@ -90,45 +92,72 @@ struct creq {
 	LIST_ENTRY(creq) link;
 };
 
-/* One append entry from arrival until STORED. */
+/* One append entry from arrival until every copy is STORED and released.
+ * After sequencing, sr holds its STORE run (header with copyset, LNG and
+ * wave, then the records, then the CRC); each wave patches the header and
+ * appends sr to the STORE batch of every copyset member. */
 struct pent {
 	struct wait w;
 	struct creq *rq;
 	uint32_t idx;
 	int create;
-	uint8_t *run;             /* the client's run (copied), then freed */
-	size_t len;
+	uint8_t *run;             /* the client's run (copied), freed once sequenced */
+	size_t len;               /* its length (window and budget accounting) */
 	uint32_t nrec;
 	int stamp;                /* has records with timestamp 0 */
-	/* once sent */
+	/* once sequenced */
 	struct sstream *s;
 	uint64_t first_lsn;
-	size_t roff, rlen;        /* the STORE run inside its batch's frame */
+	uint8_t *sr;              /* the STORE run (owned), rlen bytes */
+	size_t rlen;
+	uint32_t wave;            /* 1 for the first copyset */
+	uint8_t ncs;              /* copyset size (the stream's R) */
+	uint8_t cs[HS_NODESET_MAX]; /* copyset: link indexes */
+	uint32_t acked;           /* bit i: cs[i] answered STORED OK in this wave */
+	int refs;                 /* batch entries naming it (sbent) */
+	int stalled;              /* on sv->stalled: waiting for R peers */
+	int dead;                 /* failed or fenced: later replies are ignored */
 	struct mrun *mr;          /* its copy for the follow window, or NULL */
-	int done;                 /* STORED (ok or not) */
+	int done;                 /* all R STORED OK (or failed): releasable */
 	TAILQ_ENTRY(pent) flink;  /* s->inflight, LSN order */
+	TAILQ_ENTRY(pent) slink;  /* sv->stalled */
 };
 TAILQ_HEAD(pentq, pent);
 
-/* A STORE frame and its runs, kept until STORED (re-sent after a reconnect). */
+/* A STORE frame to one peer and the runs it carries, kept until its
+ * STORED, the link's loss or STORE_TIMEOUT_MS (seq.c); frame is freed
+ * once sent (a new wave rebuilds what a lost batch carried). */
 enum { SB_SYNC, SB_NOSYNC, SB_KINDS };
+struct sbent {
+	struct pent *pe;          /* holds a ref */
+	uint32_t wave;            /* pe's wave when sent: older replies are stale */
+	uint8_t pos;              /* index of the peer in pe->cs */
+};
 struct sbatch {
 	struct serve *sv;
+	int peer;                 /* link index */
 	uint64_t id;
+	uint64_t timer;           /* STORE_TIMEOUT_MS timer, 0 none */
+	int rearms;               /* times the timer was extended */
 	struct hs_buf frame;
-	struct pent **runs;
+	struct sbent *ents;
 	size_t n, cap;
-	int sent;
 	TAILQ_ENTRY(sbatch) link;
 };
 TAILQ_HEAD(sbatchq, sbatch);
 
-struct oepoch {
-	uint32_t epoch;
-	uint64_t max_lsn;
+/* seq.c's view of one peer link. */
+struct speer {
+	uint32_t node;            /* node id usable for data (nonzero, unique), 0 none */
+	uint64_t fail_until;      /* ms: avoid in new copysets until then */
+	int rel_all;              /* came back: RELEASE every stream of its nodesets */
+	struct sbatch *cur[SB_KINDS]; /* this turn's STOREs being built */
+	struct hs_msg_wr sw[SB_KINDS];
 };
 
-enum { S_LOOKUP, S_ACTIVATING, S_SEALING, S_ACTIVE, S_DEAD };
+/* S_PEERS: waiting (bounded) for R peers before activating; S_RECOVERING:
+ * the epoch is activated and hs_recovery_start() runs (seq.c). */
+enum { S_LOOKUP, S_PEERS, S_ACTIVATING, S_RECOVERING, S_ACTIVE, S_DEAD };
 
 /* A released run kept in its stream's follow window (design comment:
  * FOLLOWING FROM MEMORY): the exact STORE run bytes. */
@@ -151,11 +180,23 @@ struct sstream {
 	int want_create;          /* the lookup may create it */
 	struct hs_stream_attrs cattrs; /* attributes for that create */
 	struct hs_srec rec;
+	/* the log record as this sequencer last wrote or read it: the epoch
+	 * history (nodesets, recovery results) that reads and recovery use;
+	 * lr.epochs is owned by the stream */
+	struct hs_lrec lr;
+	struct hs_recovery *recov; /* recovery.h, while recovering */
 	uint32_t epoch, next_esn;
-	uint64_t released;        /* last released LSN */
+	uint64_t released;        /* last released LSN = LNG of the live epoch */
 	uint64_t trim;
-	struct oepoch *olde;      /* earlier epochs holding records */
-	size_t nolde;
+	/* the live epoch's replication and nodeset (node ids), as in its
+	 * entry of lr, copied at activation */
+	uint8_t r, nn;
+	uint32_t ns[HS_NODESET_MAX];
+	/* sticky copyset (link indexes) of new runs and the bytes sent on it */
+	uint8_t ncs;
+	uint8_t cs[HS_NODESET_MAX];
+	size_t cs_bytes;
+	uint64_t wait_timer;      /* S_PEERS deadline timer, 0 none */
 	int rel_dirty;
 	struct waitq wq;
 	struct pentq inflight;
@@ -191,9 +232,17 @@ struct cread {
 	int64_t out_rec, out_bytes;  /* granted to the peer, not yet received */
 	uint64_t from, until;     /* resolved: [from, until), until 0 = none */
 	uint64_t next;            /* READ_END's next_lsn */
-	uint64_t peer_req;
-	uint32_t sid;
-	int state, locating;
+	uint64_t peer_req;        /* unused since the merge (0): seq.c's mem_take */
+	uint32_t sid;             /* STOPs them; read.c keeps its streams in rp */
+	int state;
+	int locating;             /* LOCATEs in flight */
+	uint64_t loc_lsn[2];      /* smallest LSN located per end (0 none) */
+	int loc_ok[2];            /* answers per end */
+	struct rpeer *rp;         /* read.c: the merged peer read, or NULL */
+	struct hs_msg_wr dw;      /* the DELIVER frame being built */
+	int dw_open;
+	uint64_t gap_lo, gap_hi;  /* the gap being coalesced (kind 0: none) */
+	int gap_kind;
 	int queued;               /* w is on a stream's wait queue */
 	struct ssub *sub;         /* SUBSCRIBE session (or its redelivery) */
 	int child;                /* a redelivery read: not on cc->reads */
@@ -261,11 +310,13 @@ struct serve {
 	struct sstream **tab;
 	size_t nb, nstreams;
 	struct sstreamq lru;
-	/* the turn's STOREs (per SB_* kind) and the unacknowledged ones */
-	struct sbatch *cur[SB_KINDS];
-	struct hs_msg_wr sw[SB_KINDS];
+	/* per link: node id, health and the turn's STOREs (seq.c) */
+	struct speer sp[MAX_PEERS];
+	/* STOREs sent and not answered; runs waiting for R peers up */
 	struct sbatchq unacked;
 	size_t unacked_n;
+	struct pentq stalled;
+	int stall_retry;          /* a peer came up: retry the stalled runs */
 	struct sstream **reldirty;
 	size_t nrel, caprel;
 	/* follow windows: every kept run, oldest release first */
@@ -285,6 +336,7 @@ struct serve {
 	/* counters */
 	uint64_t conns_total, appends, append_records, append_bytes, stores_sent;
 	uint64_t creates, deletes, reads, records_delivered, activations;
+	uint64_t waves, store_timeouts, fenced;
 	uint64_t sub_sessions, sub_redelivered, sub_dropped, sub_ckpt_writes;
 	uint64_t follow_mem_delivered, follow_mem_frames, follow_mem_switches;
 	uint64_t follow_peer_fallbacks, follow_win_evicted, follow_win_resets;
@@ -316,8 +368,15 @@ struct ssub {
 void hs_serve_grow(void **p, size_t *cap, size_t need, size_t elem);
 /* 64 random bits (getrandom, else the clock and pid); never fails. */
 uint64_t hs_serve_rand64(void);
-/* The index of the peer holding the data: 0, the first peer, this round. */
-int hs_serve_data_peer(struct serve *sv);
+/* The link index of the peer announcing node id node, or -1 (unknown, 0,
+ * or a duplicate id, which is not used for data). */
+int hs_serve_peer_idx(struct serve *sv, uint32_t node);
+/* Link idx finished HELLO announcing node_id / went down (hs-serve.c's
+ * peer callbacks call these, then hs_recovery_peer_up/down): node ids,
+ * waves of lost STOREs, stalled runs, activations waiting for peers, and
+ * RELEASE to a returning peer. */
+void hs_serve_peer_up(struct serve *sv, int idx, uint32_t node_id);
+void hs_serve_peer_down(struct serve *sv, int idx);
 /* Log what (a static string) and close cc's connection with -HS_EPROTO. */
 void hs_serve_proto_close(struct cconn *cc, const char *what);
 /* hs_reg_change() (register.h) on sv's proposer, marking it for a flush at
@@ -344,14 +403,16 @@ void hs_serve_srec_from_attrs(struct serve *sv, const struct hs_stream_attrs *a,
 			      struct hs_srec *r);
 /* A new random log id, nonzero and below 2^62. */
 uint64_t hs_serve_new_log_id(void);
-/* SEAL (epoch - 1) of s on the data peer; with the link down, the peer's
- * up callback calls this again. */
-void hs_serve_seal_send(struct serve *sv, struct sstream *s);
+/* Mark s for the end-of-turn RELEASE of s->released to the UP peers of
+ * its nodeset (recovery may call it). */
+void hs_serve_release_mark(struct serve *sv, struct sstream *s);
 
 /* ---- seq.c: the append path and client requests --------------------------- */
 
-/* End of turn: close the turn's STOREs, send every unsent batch in order,
- * and one RELEASE with every stream released this turn. */
+/* End of turn: retry stalled runs if a peer came up, close and send the
+ * turn's STOREs (at most one per kind per peer, each with its timeout),
+ * and one RELEASE per peer with every stream of its nodesets released this
+ * turn. */
 void hs_serve_batches_flush(struct serve *sv);
 /* A request of n entries of message type on cc (on cc's list; it survives
  * cc closing); freed by its reply.  Never fails. */
@@ -411,9 +472,17 @@ void hs_serve_read_end(struct serve *sv, struct cread *r, int status);
 /* Pass the credit r's client gave on to the peer (or push from memory),
  * while its connection's output is below the high-water mark. */
 void hs_serve_read_grant(struct serve *sv, struct cread *r);
-/* Start r's peer read stream at r->from; ends r if the data peer is down
- * (-HS_EUNAVAIL) or the range is empty (0). */
+/* Start r's merged peer read at r->from (libpaxos/merge.h: one START per
+ * UP peer of each epoch's nodeset, walked epoch by epoch); ends r when the
+ * range is empty (0), and with -HS_ETIMEOUT (-HS_EUNAVAIL when following)
+ * when the peers that may hold the next slot stay down for the stall
+ * timeout.  A peer read left over (r just came back from memory) is
+ * stopped first. */
 void hs_serve_read_start_peer(struct serve *sv, struct cread *r);
+/* Stop r's peer read streams (frames in flight are dropped) and free its
+ * merge; r stays as it is otherwise.  No-op without one.  Called by
+ * hs_serve_mem_take() before serving r from memory. */
+void hs_serve_read_stop_peer(struct serve *sv, struct cread *r);
 /* READ, READ_WINDOW and READ_CANCEL from a client. */
 void hs_serve_on_read(struct serve *sv, struct cconn *cc, const struct hs_frame *f);
 void hs_serve_on_read_window(struct serve *sv, struct cconn *cc, const struct hs_frame *f);

@@ -96,16 +96,17 @@ static void test_types(void)
 {
 	int bad = 0;
 
-	for (unsigned t = 64; t <= 89; t++) {
+	for (unsigned t = 64; t <= 93; t++) {
 		bad += !hs_msg_known((uint16_t)t) || !strcmp(hs_msg_name((uint16_t)t), "?") ||
 		       strcmp(hs_msg_name((uint16_t)t), hs_msg_client_name((uint16_t)t));
 	}
-	is_int(bad, 0, "types 64..89 known and named through hs_msg_name");
-	for (unsigned t = 90; t <= 95; t++)
+	is_int(bad, 0, "types 64..93 known and named through hs_msg_name");
+	for (unsigned t = 94; t <= 95; t++)
 		bad += hs_msg_known((uint16_t)t);
-	is_int(bad, 0, "types 90..95 free");
+	is_int(bad, 0, "types 94..95 free");
 	is_str(hs_msg_name(HS_MSG_APPEND), "APPEND", "APPEND name");
-	is_str(hs_msg_name(HS_MSG_CLUSTER_STATUSREPLY), "CLUSTER_STATUSREPLY", "last name");
+	is_str(hs_msg_name(HS_MSG_CLUSTER_STATUSREPLY), "CLUSTER_STATUSREPLY", "name 89");
+	is_str(hs_msg_name(HS_MSG_STREAM_ALTER), "STREAM_ALTER", "last name");
 	is_str(hs_msg_name(HS_MSG_STORE), "STORE", "peer names unchanged");
 }
 
@@ -673,6 +674,99 @@ static void test_stats(void)
 	}
 }
 
+static void test_tier(void)
+{
+	struct hs_msg_wr w;
+	struct hs_clist l;
+	uint8_t entry[HS_TIER_ENTRY_WIRE], ref[HS_TIER_REF_WIRE], lsn[8], man[40];
+
+	for (size_t i = 0; i < sizeof(entry); i++)
+		entry[i] = (uint8_t)i;
+	memset(ref, 0xab, sizeof(ref));
+	hs_put64(lsn, HS_LSN(2, 7));
+	memset(man, 0x5a, sizeof(man));
+	/* TIER_INFO: a list of names */
+	{
+		struct hs_name_ent e;
+
+		hs_buf_reset(&b);
+		hs_msg_tier_info_begin(&w, &b, 77);
+		hs_msg_name_add(&w, "orders", 6);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_TIER_INFO, &l, "TIER_INFO") && hs_name_next(&l, &e) &&
+		   name_is(e.name, e.name_len, "orders") && !hs_name_next(&l, &e),
+		   "TIER_INFO round trip");
+	}
+	/* TIER_INFOS */
+	{
+		struct hs_tier_infos_ent e;
+		struct hs_tier_info in = {
+			.log = 0x1122334455667788ull, .limit = HS_LSN(3, 9), .released = HS_LSN(3, 10),
+			.tier1_trim = HS_LSN(3, 1), .epoch = 3, .lce = 2, .man = man,
+			.man_len = sizeof(man),
+		};
+
+		hs_buf_reset(&b);
+		hs_msg_tier_infos_begin(&w, &b, 77);
+		hs_msg_tier_infos_add(&w, 0, "orders", 6, &in);
+		hs_msg_tier_infos_add(&w, -HS_ENOSTREAM, "gone", 4, NULL);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_TIER_INFOS, &l, "TIER_INFOS") && hs_tier_infos_next(&l, &e) &&
+		   !e.status && e.has_info && name_is(e.stream, e.stream_len, "orders") &&
+		   e.info.log == in.log && e.info.limit == in.limit &&
+		   e.info.released == in.released && e.info.tier1_trim == in.tier1_trim &&
+		   e.info.epoch == 3 && e.info.lce == 2 && e.info.man_len == sizeof(man) &&
+		   !memcmp(e.info.man, man, sizeof(man)) && hs_tier_infos_next(&l, &e) &&
+		   e.status == -HS_ENOSTREAM && !e.has_info && !hs_tier_infos_next(&l, &e),
+		   "TIER_INFOS round trip");
+		/* u32 n | i32 status | name(7) | has_info */
+		check_bad(dec_list, 4 + 4 + 7, 2, "TIER_INFOS has_info 2");
+		check_bad(dec_list, 4, 1, "TIER_INFOS positive status");
+	}
+	/* TIER_PUBLISH */
+	{
+		struct hs_tier_pub_ent e;
+		struct hs_tier_pub_ent in[3] = {
+			{ "orders", 6, 42, HS_TIER_OP_PUBLISH, entry, sizeof(entry) },
+			{ "orders", 6, 42, HS_TIER_OP_FOLD, ref, sizeof(ref) },
+			{ "o2", 2, 43, HS_TIER_OP_EXPIRE, lsn, sizeof(lsn) },
+		};
+
+		hs_buf_reset(&b);
+		hs_msg_tier_publish_begin(&w, &b, 77);
+		for (int i = 0; i < 3; i++)
+			hs_msg_tier_publish_add(&w, &in[i]);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_TIER_PUBLISH, &l, "TIER_PUBLISH") && hs_tier_pub_next(&l, &e) &&
+		   e.op == HS_TIER_OP_PUBLISH && e.log == 42 && e.body_len == sizeof(entry) &&
+		   !memcmp(e.body, entry, sizeof(entry)) && hs_tier_pub_next(&l, &e) &&
+		   e.op == HS_TIER_OP_FOLD && !memcmp(e.body, ref, sizeof(ref)) &&
+		   hs_tier_pub_next(&l, &e) && e.op == HS_TIER_OP_EXPIRE && e.log == 43 &&
+		   hs_get64(e.body) == HS_LSN(2, 7) && name_is(e.stream, e.stream_len, "o2") &&
+		   !hs_tier_pub_next(&l, &e), "TIER_PUBLISH round trip");
+		/* u32 n | name(7) | u64 log | u8 op | u8 0 | u16 0 */
+		check_bad(dec_list, 4 + 7 + 8, 4, "TIER_PUBLISH op 4");
+		check_bad(dec_list, 4 + 7 + 8, 0, "TIER_PUBLISH op 0");
+		check_bad(dec_list, 4 + 7 + 8 + 1, 1, "TIER_PUBLISH reserved byte");
+		check_bad(dec_list, 4 + 7 + 8, HS_TIER_OP_EXPIRE, "TIER_PUBLISH body size");
+	}
+	/* STREAM_ALTER: entries as STREAM_CREATE */
+	{
+		struct hs_create_ent e;
+		struct hs_stream_attrs a = { .mask = HS_ATTR_RETENTION | HS_ATTR_OFFLOAD,
+					     .retention_ms = 86400000, .offload_after_ms = 3600000 };
+
+		hs_buf_reset(&b);
+		hs_msg_stream_alter_begin(&w, &b, 77);
+		hs_msg_stream_create_add(&w, "orders", 6, &a);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_STREAM_ALTER, &l, "STREAM_ALTER") && hs_create_next(&l, &e) &&
+		   name_is(e.stream, e.stream_len, "orders") && e.attrs.mask == a.mask &&
+		   e.attrs.retention_ms == 86400000 && e.attrs.offload_after_ms == 3600000 &&
+		   !hs_create_next(&l, &e), "STREAM_ALTER round trip");
+	}
+}
+
 int main(void)
 {
 	test_names();
@@ -684,6 +778,7 @@ int main(void)
 	test_read();
 	test_subs();
 	test_stats();
+	test_tier();
 	hs_buf_free(&b);
 	return tap_done();
 }
