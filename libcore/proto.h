@@ -71,7 +71,9 @@
  *   before hs_msg_wr_end(), which computes the CRC.
  *   A run is refused with -HS_ESEALED when epoch(first_lsn) <= the log's seal
  *   (or soft seal), except a RECOVERY run whose ballot >= the seal, which is
- *   accepted and raises the seal to its ballot.
+ *   accepted and raises the seal to its ballot.  An accepted normal run of
+ *   epoch E raises the soft seal to E - 1: a newer sequencer's first STORE
+ *   fences every older one on that peer.
  * STORED (17): u32 nruns | nruns * { i32 status | u32 seal } in STORE order;
  *   seal is the log's seal epoch (meaningful with -HS_ESEALED).
  *

@@ -1076,6 +1076,12 @@ int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
 	if ((r.flags & HS_RUN_RECOVERY) && r.wave > e->m.seal) {
 		e->m.seal = r.wave;
 		ent_dirty(s, e, 1, 0);
+	} else if (!(r.flags & HS_RUN_RECOVERY) && epoch - 1 > e->m.soft_seal) {
+		/* A sequencer of epoch E exists: soft-seal E - 1, so a
+		 * sequencer of an older epoch is refused here from now on,
+		 * before any recovery seals it (DESIGN §5). */
+		e->m.soft_seal = epoch - 1;
+		ent_dirty(s, e, 1, 0);
 	}
 	if (last > e->m.max_lsn) {
 		e->m.max_lsn = last;

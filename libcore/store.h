@@ -78,7 +78,8 @@ int hs_store_meta(struct hs_store *s, uint64_t log, struct hs_log_meta *out);
  *   -HS_ESEALED                 a normal run with epoch(first_lsn) <=
  *                               max(seal, soft_seal), or a RECOVERY run whose
  *                               ballot (wave field) < seal.
- * An accepted RECOVERY run raises the seal to its ballot.  max_lsn grows to
+ * An accepted RECOVERY run raises the seal to its ballot, an accepted normal
+ * run of epoch E the soft seal to E - 1.  max_lsn grows to
  * the run's last LSN.  A run at the same (log, first_lsn) as a stored one
  * replaces it.  -HS_ESTOREFAIL when the store has failed.  0 on success. */
 int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
