@@ -46,7 +46,7 @@ BENCHES := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 # Which binaries need which outside libraries.  Clients link libcore only.
 LIBS_hs-peer := $(ROCKSDB_LIBS)
-LIBS_hs-serve :=
+LIBS_hs-serve := $(CURL_LIBS) $(SODIUM_LIBS)
 LIBS_hs-offload := $(CURL_LIBS) $(SODIUM_LIBS)
 
 .SECONDARY:
@@ -68,21 +68,21 @@ $(LIBTIER): $(call obj,$(LIBTIER_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/bin/%: $(B)/obj/cmd/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+$(B)/bin/%: $(B)/obj/cmd/%.o $(LIBPAXOS) $(LIBTIER) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(LIBS_$*) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBPAXOS) $(LIBTIER) $(LIBCORE) $(LIBS_$*) -lm
 
 # Test tools, unit tests and benchmarks may use any part of the project.
 ALL_LIBS := $(ROCKSDB_LIBS) $(CURL_LIBS) $(SODIUM_LIBS) -lm
-$(B)/test/%: $(B)/obj/test/tools/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+$(B)/test/%: $(B)/obj/test/tools/%.o $(LIBPAXOS) $(LIBTIER) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ALL_LIBS)
-$(B)/test/t_%: $(B)/obj/test/unit/t_%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBPAXOS) $(LIBTIER) $(LIBCORE) $(ALL_LIBS)
+$(B)/test/t_%: $(B)/obj/test/unit/t_%.o $(LIBPAXOS) $(LIBTIER) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ALL_LIBS)
-$(B)/bench/%: $(B)/obj/bench/%.o $(LIBTIER) $(LIBPAXOS) $(LIBCORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBPAXOS) $(LIBTIER) $(LIBCORE) $(ALL_LIBS)
+$(B)/bench/%: $(B)/obj/bench/%.o $(LIBPAXOS) $(LIBTIER) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBTIER) $(LIBPAXOS) $(LIBCORE) $(ALL_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBPAXOS) $(LIBTIER) $(LIBCORE) $(ALL_LIBS)
 
 # --- set-up ---------------------------------------------------------------
 deps:

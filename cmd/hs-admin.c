@@ -17,6 +17,13 @@
  * Every entry is done on its own: a failure is reported on stderr, the
  * others go on, and the exit status is that of the first failure.
  *
+ * REDIRECTS.  With several hs-serve (docs/replication.md §7), stream info,
+ * exists, trim and sub create sent to one that does not sequence the
+ * stream get -HS_EREDIRECT entries, their reply preceded by a RESULT
+ * -HS_EREDIRECT naming the sequencer.  The refused entries are kept, and
+ * once the rest is done they are sent again, once, to the first address
+ * named (hs_client_reconnect); their output then follows the others'.
+ *
  * OUTPUT is data only, built in one buffer and written with one write(2)
  * per page or batch; SIGPIPE is ignored and EPIPE on stdout ends the
  * program quietly with status 0, as `cat | head` does.  Tables are for
@@ -40,7 +47,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
-#include "manifest.h"
+#include "net.h"
 #include "parse.h"
 #include "pos.h"
 #include "proto.h"
@@ -83,14 +90,15 @@ static const char help_text[] =
 	"  stream alter NAME...       change the retention and offload policies of streams\n"
 	"  stream delete NAME...      delete streams and their data (asks on a tty, else -f)\n"
 	"  stream list                list streams: a table on a tty, names otherwise\n"
-	"  stream info NAME...        show a stream's attributes and positions, both tiers\n"
+	"  stream info NAME...        show a stream's attributes, epoch, nodeset, LNG and\n"
+	"                             positions in both tiers\n"
 	"  stream exists NAME...      exit 0 if every stream exists, 1 if one does not\n"
 	"  stream trim NAME... --before POS   drop every record before POS\n"
 	"  sub create SUB --stream NAME   create a named subscription (a durable cursor)\n"
 	"  sub delete SUB...          delete subscriptions (asks on a tty, else -f)\n"
 	"  sub list                   list subscriptions\n"
 	"  sub info SUB...            show a subscription's checkpoint and progress\n"
-	"  cluster status             show the cluster's health and peers (exit 1 unhealthy)\n"
+	"  cluster status             show health, peers and streams (exit 1 unhealthy)\n"
 	"  stats                      show the server's counters, per stream and per peer\n"
 	"\n"
 	"options:\n"
@@ -194,6 +202,13 @@ struct admin {
 	size_t done, total;        /* progress of a batched verb */
 	bool progress;             /* stderr is a tty and the work is long */
 	bool printed;              /* info: a stream was shown (blank line before the next) */
+	/* REDIRECTS: the first sequencer address a RESULT -HS_EREDIRECT
+	 * named, the entries refused with -HS_EREDIRECT, kept to be sent
+	 * there, and whether that was done (once per command) */
+	char redirect[HS_NET_ADDR_MAX];
+	struct name *redo;
+	size_t nredo, capredo;
+	bool redirected;
 };
 
 /* ---- output ------------------------------------------------------------ */
@@ -273,16 +288,25 @@ static void put_count(struct hs_buf *b, uint64_t v, bool json)
 		hs_buf_printf(b, "%llu", (unsigned long long)v);
 }
 
-/* The Tier2 part of stream info (TIER_INFO), when the server gave it. */
-struct tier2 {
-	bool known;
-	uint64_t segments, expired, offload;
-};
+/* A nodeset as "1,2,3" ("-" when empty, [1,2,3] in JSON). */
+static void put_nodes(struct hs_buf *b, const uint32_t *nodes, uint8_t nn, bool json)
+{
+	if (!nn && !json) {
+		hs_buf_appendc(b, '-');
+		return;
+	}
+	if (json)
+		hs_buf_appendc(b, '[');
+	for (uint8_t i = 0; i < nn; i++)
+		hs_buf_printf(b, "%s%u", i ? "," : "", nodes[i]);
+	if (json)
+		hs_buf_appendc(b, ']');
+}
 
-static const struct tier2 no_tier2; /* list: one request per page, no Tier2 */
-
+/* One stream as a JSON object; tiers: STREAM_INFO's Tier2 fields are
+ * real (STREAM_LIST leaves them 0, so list omits them). */
 static void info_json(struct hs_buf *b, const char *name, size_t len,
-		      const struct hs_stream_info *in, const struct tier2 *t2)
+		      const struct hs_stream_info *in, bool tiers)
 {
 	hs_buf_append(b, "{\"name\":", 8);
 	json_str(b, name, len);
@@ -301,13 +325,20 @@ static void info_json(struct hs_buf *b, const char *name, size_t len,
 	put_lsn(b, in->trim, true);
 	hs_buf_append(b, ",\"tier1_trim\":", 14);
 	put_lsn(b, in->tier1_trim, true);
-	hs_buf_append(b, ",\"offload\":", 11);
-	put_lsn(b, in->offload, true);
-	if (t2->known) {
-		hs_buf_printf(b, ",\"tier2_segments\":%llu,\"tier2_expired\":",
-			      (unsigned long long)t2->segments);
-		put_lsn(b, t2->expired, true);
+	if (tiers) {
+		hs_buf_append(b, ",\"offload\":", 11);
+		put_lsn(b, in->offload, true);
+		hs_buf_printf(b, ",\"tier2_segments\":%u,\"tier2_expired\":", in->tier2_segments);
+		put_lsn(b, in->tier2_expired, true);
 	}
+	hs_buf_printf(b, ",\"epoch\":%u,\"epoch_replication\":%u,\"nodeset\":", in->epoch,
+		      in->r);
+	put_nodes(b, in->nodes, in->nn, true);
+	hs_buf_append(b, ",\"lng\":", 7);
+	put_lsn(b, in->epoch ? in->released : 0, true);
+	hs_buf_append(b, ",\"last_released\":", 17);
+	put_lsn(b, in->epoch ? in->released : 0, true);
+	hs_buf_printf(b, ",\"lce\":%u", in->lce);
 	hs_buf_append(b, ",\"records\":", 11);
 	put_count(b, in->records, true);
 	hs_buf_append(b, ",\"bytes\":", 9);
@@ -329,7 +360,7 @@ static void put_dur(struct hs_buf *b, uint64_t ms, const char *zero)
 
 /* "key value" lines, one stream after another separated by a blank line. */
 static void info_text(struct hs_buf *b, const char *name, size_t len,
-		      const struct hs_stream_info *in, const struct tier2 *t2)
+		      const struct hs_stream_info *in)
 {
 	char t[HS_POS_FMT_MAX], sz[HS_SIZE_FMT_MAX];
 
@@ -340,6 +371,18 @@ static void info_text(struct hs_buf *b, const char *name, size_t len,
 	put_dur(b, in->attrs.retention_ms, "forever");
 	hs_buf_printf(b, "\noffload-after ");
 	put_dur(b, in->attrs.offload_after_ms, "never");
+	if (in->epoch) {
+		hs_buf_printf(b, "\nepoch         %u\nepoch-r       %u\nnodeset       ",
+			      in->epoch, in->r);
+		put_nodes(b, in->nodes, in->nn, false);
+		hs_buf_printf(b, "\nlng           ");
+		put_lsn(b, in->released, false);
+		hs_buf_printf(b, "\nlast-released ");
+		put_lsn(b, in->released, false);
+	} else {
+		hs_buf_printf(b, "\nepoch         - (not active on this server)");
+	}
+	hs_buf_printf(b, "\nlce           %u", in->lce);
 	hs_buf_printf(b, "\nhead          ");
 	put_lsn(b, in->head, false);
 	hs_buf_printf(b, "\ntail          ");
@@ -350,11 +393,9 @@ static void info_text(struct hs_buf *b, const char *name, size_t len,
 	put_lsn(b, in->tier1_trim, false);
 	hs_buf_printf(b, "\noffload       ");
 	put_lsn(b, in->offload, false);
-	if (t2->known) {
-		hs_buf_printf(b, "\ntier2         %llu segments", (unsigned long long)t2->segments);
-		hs_buf_printf(b, "\ntier2-expired ");
-		put_lsn(b, t2->expired, false);
-	}
+	hs_buf_printf(b, "\ntier2         %u segments", in->tier2_segments);
+	hs_buf_printf(b, "\ntier2-expired ");
+	put_lsn(b, in->tier2_expired, false);
 	hs_buf_printf(b, "\nrecords       ");
 	put_count(b, in->records, false);
 	hs_buf_printf(b, "\nbytes         ");
@@ -422,16 +463,67 @@ static int check_reply(struct admin *a, const struct hs_frame *f, uint16_t want)
 			   hs_msg_name(want), hs_msg_name(f->type));
 }
 
-/* Send the frame in a->req (request id) and wait for its reply of type want. */
+/* 1 if f is a RESULT -HS_EREDIRECT, which precedes a reply with entries
+ * refused by a server that does not sequence their stream: the first
+ * address named is kept in a->redirect.  Else 0. */
+static int note_redirect(struct admin *a, const struct hs_frame *f)
+{
+	char msg[sizeof(a->redirect)];
+
+	if (f->type != HS_MSG_RESULT || hs_client_result(f, msg, sizeof(msg)) != -HS_EREDIRECT)
+		return 0;
+	if (!a->redirect[0] && msg[0])
+		snprintf(a->redirect, sizeof(a->redirect), "%s", msg);
+	return 1;
+}
+
+/* An entry refused with -HS_EREDIRECT: keep it for the redirect (1), or
+ * 0 when none is to be followed (already done, or no address named). */
+static int keep_redo(struct admin *a, const char *name, size_t len, int status)
+{
+	if (status != -HS_EREDIRECT || a->redirected || !a->redirect[0])
+		return 0;
+	if (a->nredo == a->capredo) {
+		a->capredo = a->capredo ? 2 * a->capredo : 16;
+		a->redo = hs_xrealloc(a->redo, a->capredo * sizeof(*a->redo));
+	}
+	a->redo[a->nredo].p = name;
+	a->redo[a->nredo++].len = (uint8_t)len;
+	return 1;
+}
+
+/* Connect to the redirect's address for the entries kept in a->redo
+ * (a->redirected from now on).  0, or the exit status after saying why. */
+static int follow_redirect(struct admin *a)
+{
+	char msg[512];
+	int r;
+
+	a->redirected = true;
+	hs_info("%zu entr%s sequenced at %s: sending %s there", a->nredo,
+		a->nredo == 1 ? "y" : "ies", a->redirect, a->nredo == 1 ? "it" : "them");
+	r = hs_client_reconnect(&a->c, a->redirect, a->cli.timeout_ms, msg, sizeof(msg));
+	if (r < 0) {
+		a->connected = false;
+		return hs_cli_fail(&a->cli, hs_exit_status(r), "%s", msg);
+	}
+	a->connected = true;
+	return 0;
+}
+
+/* Send the frame in a->req (request id) and wait for its reply of type want
+ * (noting a redirect that precedes it). */
 static int call(struct admin *a, uint64_t id, uint16_t want, struct hs_frame *f)
 {
 	int r;
 
 	hs_buf_append(hs_sconn_out(&a->c), a->req.data, a->req.len);
 	hs_buf_reset(&a->req);
-	r = hs_client_call(&a->c, id, f);
-	if (r < 0)
-		return transport_fail(a, r);
+	do {
+		r = hs_client_call(&a->c, id, f);
+		if (r < 0)
+			return transport_fail(a, r);
+	} while (note_redirect(a, f));
 	return check_reply(a, f, want);
 }
 
@@ -442,6 +534,8 @@ static void entry_fail(struct admin *a, const char *name, size_t len, int status
 {
 	int st = hs_exit_status(status);
 
+	if (keep_redo(a, name, len, status))
+		return;
 	if (!a->first_err)
 		a->first_err = st;
 	if (a->nfailed++ >= FAIL_SHOWN)
@@ -545,6 +639,8 @@ static int pipeline(struct admin *a, uint16_t type, uint16_t want, const struct 
 			return hs_cli_fail(&a->cli, EX_PROTOCOL,
 					   "protocol error: reply to unknown request %llu",
 					   (unsigned long long)f.id);
+		if (note_redirect(a, &f))
+			continue; /* the reply follows */
 		r = check_reply(a, &f, want);
 		if (r)
 			return r;
@@ -632,85 +728,26 @@ static int on_exists(struct admin *a, struct hs_clist *l, const struct name *nam
 	return 0;
 }
 
-/* The Tier2 state of names[0..n) into t2 (zeroed first): one TIER_INFO
- * call.  Info runs with a window of 1, so nothing else is in flight on the
- * connection.  Returns 0 or the exit status of a transport failure. */
-static int tier2_info(struct admin *a, const struct name *names, size_t n, struct tier2 *t2)
-{
-	uint64_t id = hs_client_next_id();
-	struct hs_msg_wr w;
-	struct hs_frame f;
-	struct hs_clist l;
-	struct hs_tier_infos_ent e;
-	int r;
-
-	memset(t2, 0, n * sizeof(*t2));
-	hs_msg_tier_info_begin(&w, hs_sconn_out(&a->c), id);
-	for (size_t i = 0; i < n; i++)
-		hs_msg_name_add(&w, names[i].p, names[i].len);
-	hs_msg_wr_end(&w);
-	r = hs_client_call(&a->c, id, &f);
-	if (r < 0)
-		return transport_fail(a, r);
-	if ((r = check_reply(a, &f, HS_MSG_TIER_INFOS)))
-		return r;
-	if (hs_msg_clist_dec(f.type, f.body, f.body_len, &l) < 0 || l.n != n)
-		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad TIER_INFOS");
-	for (size_t i = 0; i < n && hs_tier_infos_next(&l, &e) == 1; i++) {
-		struct hs_man m = { 0 };
-
-		if (e.status || !e.has_info || hs_man_dec(e.info.man, e.info.man_len, &m) < 0) {
-			hs_man_free(&m);
-			continue;
-		}
-		t2[i].known = true;
-		t2[i].segments = m.nentries;
-		for (uint16_t k = 0; k < m.nrefs; k++)
-			t2[i].segments += m.refs[k].nentries;
-		t2[i].expired = m.expired;
-		t2[i].offload = m.offload;
-		hs_man_free(&m);
-	}
-	return 0;
-}
-
 static int on_info(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
 {
 	struct hs_streams_ent e;
-	struct hs_streams_ent *ents = hs_xcalloc(n ? n : 1, sizeof(*ents));
-	struct tier2 *t2 = hs_xcalloc(n ? n : 1, sizeof(*t2));
-	size_t got = 0;
-	int r;
 
-	/* Copy the entries out first: they borrow the reply frame, which the
-	 * TIER_INFO call's reply replaces (names are the caller's, and the
-	 * server answers in their order). */
-	for (; got < n && hs_streams_next(l, &e) == 1; got++) {
-		ents[got] = e;
-		ents[got].stream = names[got].p;
-		ents[got].stream_len = names[got].len;
-	}
-	r = tier2_info(a, names, got, t2);
-	for (size_t i = 0; !r && i < got; i++) {
-		e = ents[i];
+	/* The server answers in the names' order, one entry each. */
+	for (size_t i = 0; i < n && hs_streams_next(l, &e) == 1; i++) {
 		if (e.status < 0 || !e.has_info) {
 			entry_fail(a, names[i].p, names[i].len, e.status < 0 ? e.status : -HS_EPROTO);
 			continue;
 		}
-		if (t2[i].known)
-			e.info.offload = t2[i].offload;
 		if (a->flags & F_JSON) {
-			info_json(&a->out, e.stream, e.stream_len, &e.info, &t2[i]);
+			info_json(&a->out, e.stream, e.stream_len, &e.info, true);
 		} else {
 			if (a->printed)
 				hs_buf_appendc(&a->out, '\n');
 			a->printed = true;
-			info_text(&a->out, e.stream, e.stream_len, &e.info, &t2[i]);
+			info_text(&a->out, e.stream, e.stream_len, &e.info);
 		}
 	}
-	free(ents);
-	free(t2);
-	return r ? r : out_flush(a);
+	return out_flush(a);
 }
 
 /* ---- names from argv or a file ---------------------------------------- */
@@ -932,6 +969,9 @@ static int cmd_trim(struct admin *a, int argc, char **argv)
 	if (!st)
 		st = pipeline(a, HS_MSG_STREAM_TRIM, HS_MSG_STATUSES, names, (size_t)argc,
 			      WINDOW, on_trimmed);
+	if (!st && a->nredo && !(st = follow_redirect(a)))
+		st = pipeline(a, HS_MSG_STREAM_TRIM, HS_MSG_STATUSES, a->redo, a->nredo, WINDOW,
+			      on_trimmed);
 	free(names);
 	return finish(a, st);
 }
@@ -950,6 +990,9 @@ static int cmd_info_exists(struct admin *a, int argc, char **argv, bool exists)
 	st = connect_server(a, false);
 	if (!st)
 		st = pipeline(a, HS_MSG_STREAM_INFO, HS_MSG_STREAMS, names, (size_t)argc,
+			      exists ? WINDOW : 1, exists ? on_exists : on_info);
+	if (!st && a->nredo && !(st = follow_redirect(a)))
+		st = pipeline(a, HS_MSG_STREAM_INFO, HS_MSG_STREAMS, a->redo, a->nredo,
 			      exists ? WINDOW : 1, exists ? on_exists : on_info);
 	free(names);
 	return finish(a, st);
@@ -1066,7 +1109,7 @@ static int cmd_list(struct admin *a, int argc, char **argv)
 			if (e.status < 0 || ((json || tab) && !e.has_info))
 				continue;
 			if (json) {
-				info_json(&a->out, e.stream, e.stream_len, &e.info, &no_tier2);
+				info_json(&a->out, e.stream, e.stream_len, &e.info, false);
 			} else if (tab) {
 				if (nrows == caprows) {
 					caprows = caprows ? 2 * caprows : 64;
@@ -1103,6 +1146,8 @@ static void sub_fail(struct admin *a, const char *name, size_t len, int status)
 {
 	int st = hs_exit_status(status);
 
+	if (keep_redo(a, name, len, status))
+		return;
 	if (!a->first_err)
 		a->first_err = st;
 	if (a->nfailed++ >= FAIL_SHOWN)
@@ -1223,17 +1268,24 @@ static int cmd_sub_create(struct admin *a, int argc, char **argv)
 	if ((st = sub_names(a, argc, argv, "create", &names)))
 		return st;
 	st = connect_server(a, false);
-	if (!st)
-		st = sub_call(a, HS_MSG_SUB_CREATE, names, (size_t)argc, &f, &l);
-	for (size_t i = 0; !st && i < (size_t)argc && hs_statuses_next(&l, &e) == 1; i++) {
-		char s[HS_POS_FMT_MAX];
+	for (int pass = 0; !st && pass < 2; pass++) {
+		/* The second pass sends the entries redirected in the first. */
+		const struct name *nm = pass ? a->redo : names;
+		size_t n = pass ? a->nredo : (size_t)argc;
 
-		if (e.status < 0) {
-			sub_fail(a, names[i].p, names[i].len, e.status);
-			continue;
+		if (pass && (!n || (st = follow_redirect(a))))
+			break;
+		st = sub_call(a, HS_MSG_SUB_CREATE, nm, n, &f, &l);
+		for (size_t i = 0; !st && i < n && hs_statuses_next(&l, &e) == 1; i++) {
+			char s[HS_POS_FMT_MAX];
+
+			if (e.status < 0) {
+				sub_fail(a, nm[i].p, nm[i].len, e.status);
+				continue;
+			}
+			hs_lsn_fmt(s, sizeof(s), e.value);
+			hs_info("created subscription '%.*s' at %s", nm[i].len, nm[i].p, s);
 		}
-		hs_lsn_fmt(s, sizeof(s), e.value);
-		hs_info("created subscription '%.*s' at %s", names[i].len, names[i].p, s);
 	}
 	free(names);
 	return finish(a, st);
@@ -1391,33 +1443,147 @@ static const char *peer_state(uint8_t s)
 	return "unknown";
 }
 
-static void status_out(struct admin *a, struct hs_clist *l)
+static const char *cstream_state(uint8_t s)
+{
+	switch (s) {
+	case HS_CSTREAM_ACTIVE:
+		return "active";
+	case HS_CSTREAM_RECOVERING:
+		return "recovering";
+	case HS_CSTREAM_WAITING:
+		return "waiting";
+	}
+	return "unknown";
+}
+
+/* A peer's last error: "-", or "TEXT (TIME)"; in s (n bytes). */
+static const char *peer_error(char *s, size_t n, const struct hs_peer_ent *p)
+{
+	char t[HS_POS_FMT_MAX];
+
+	if (!p->last_error)
+		return "-";
+	snprintf(s, n, "%s (%s)", hs_strerror(p->last_error),
+		 fmt_time(t, sizeof(t), p->last_error_ms));
+	return s;
+}
+
+static void status_json(struct admin *a, struct hs_clist *l)
 {
 	struct hs_peer_ent p;
-	bool json = a->flags & F_JSON;
+	struct hs_cstream_ent c;
+	struct hs_buf *b = &a->out;
 	int i = 0;
 
-	if (json)
-		hs_buf_printf(&a->out, "{\"cluster_id\":\"%016llx\",\"healthy\":%s,"
-			      "\"replication\":%u,\"peers\":[", (unsigned long long)l->cluster_id,
-			      l->healthy ? "true" : "false", l->replication);
-	else
-		hs_buf_printf(&a->out, "cluster     %016llx\nhealthy     %s\nreplication %u\n",
-			      (unsigned long long)l->cluster_id, l->healthy ? "yes" : "no",
-			      l->replication);
+	hs_buf_printf(b, "{\"cluster_id\":\"%016llx\",\"healthy\":%s,\"replication\":%u,"
+		      "\"peers\":[", (unsigned long long)l->cluster_id,
+		      l->healthy ? "true" : "false", l->replication);
 	while (hs_peer_next(l, &p) == 1) {
-		if (json) {
-			hs_buf_printf(&a->out, "%s{\"node_id\":%u,\"state\":\"%s\",\"addr\":",
-				      i++ ? "," : "", p.node_id, peer_state(p.state));
-			json_str(&a->out, p.addr, p.addr_len);
-			hs_buf_appendc(&a->out, '}');
+		hs_buf_printf(b, "%s{\"node_id\":%u,\"state\":\"%s\",\"up\":%s,\"data\":%s,"
+			      "\"addr\":", i++ ? "," : "", p.node_id, peer_state(p.state),
+			      p.state == HS_PEER_UP ? "true" : "false",
+			      p.flags & HS_PEERF_DATA ? "true" : "false");
+		json_str(b, p.addr, p.addr_len);
+		hs_buf_printf(b, ",\"pending_bytes\":%llu,\"connects\":%llu,\"losses\":%llu,"
+			      "\"last_error\":", (unsigned long long)p.pending_bytes,
+			      (unsigned long long)p.connects, (unsigned long long)p.losses);
+		if (p.last_error) {
+			const char *m = hs_strerror(p.last_error);
+
+			json_str(b, m, strlen(m));
 		} else {
-			hs_buf_printf(&a->out, "peer        %u %s %.*s\n", p.node_id,
-				      peer_state(p.state), p.addr_len, p.addr);
+			hs_buf_append(b, "null", 4);
 		}
+		hs_buf_printf(b, ",\"last_error_ms\":%llu}", (unsigned long long)p.last_error_ms);
 	}
-	if (json)
-		hs_buf_append(&a->out, "]}\n", 3);
+	hs_buf_printf(b, "],\"streams_active\":%u,\"streams\":[", l->streams_active);
+	i = 0;
+	while (hs_cstream_next(l, &c) == 1) {
+		hs_buf_printf(b, "%s{\"name\":", i++ ? "," : "");
+		json_str(b, c.stream, c.stream_len);
+		hs_buf_printf(b, ",\"state\":\"%s\",\"epoch\":%u,\"replication\":%u,"
+			      "\"nodeset\":", cstream_state(c.state), c.epoch, c.r);
+		put_nodes(b, c.nodes, c.nn, true);
+		hs_buf_append(b, ",\"lng\":", 7);
+		put_lsn(b, c.released, true);
+		hs_buf_append(b, ",\"last_released\":", 17);
+		put_lsn(b, c.released, true);
+		hs_buf_printf(b, ",\"lce\":%u,\"tail\":", c.lce);
+		put_lsn(b, c.tail, true);
+		hs_buf_append(b, ",\"trim\":", 8);
+		put_lsn(b, c.trim, true);
+		hs_buf_appendc(b, '}');
+	}
+	hs_buf_append(b, "]}\n", 3);
+}
+
+/* Width of the longest cell of a column: at least the header's. */
+#define WIDEN(w, n) ((w) = (int)(n) > (w) ? (int)(n) : (w))
+
+static void status_text(struct admin *a, struct hs_clist *l)
+{
+	struct hs_clist l2 = *l;   /* a second walk for the column widths */
+	struct hs_peer_ent p;
+	struct hs_cstream_ent c;
+	struct hs_buf *b = &a->out;
+	char e[160], ns[HS_INFO_NODESET_MAX * 11 + 1], lng[HS_POS_FMT_MAX], tail[HS_POS_FMT_MAX];
+	struct hs_buf nb = { 0 };
+	int wa = 7, wn = 6, ws = 5;
+
+	hs_buf_printf(b, "cluster     %016llx\nhealthy     %s\nreplication %u\n",
+		      (unsigned long long)l->cluster_id, l->healthy ? "yes" : "no",
+		      l->replication);
+	while (hs_peer_next(&l2, &p) == 1)
+		WIDEN(wa, p.addr_len);
+	while (hs_cstream_next(&l2, &c) == 1) {
+		WIDEN(wn, c.stream_len);
+		hs_buf_reset(&nb);
+		put_nodes(&nb, c.nodes, c.nn, false);
+		WIDEN(ws, nb.len);
+	}
+	hs_buf_printf(b, "\n%-4s %-4s %-8s %-4s %-*s %12s %8s %6s  %s\n", "PEER", "NODE", "STATE",
+		      "DATA", wa, "ADDRESS", "PENDING", "CONNECTS", "LOSSES", "LAST-ERROR");
+	while (hs_peer_next(l, &p) == 1)
+		hs_buf_printf(b, "peer %-4u %-8s %-4s %-*.*s %12llu %8llu %6llu  %s\n", p.node_id,
+			      peer_state(p.state), p.flags & HS_PEERF_DATA ? "yes" : "no", wa,
+			      p.addr_len, p.addr, (unsigned long long)p.pending_bytes,
+			      (unsigned long long)p.connects, (unsigned long long)p.losses,
+			      peer_error(e, sizeof(e), &p));
+	hs_buf_printf(b, "\nstreams     %u active on this server", l->streams_active);
+	if (l->nstreams < l->streams_active)
+		hs_buf_printf(b, " (the %u most recently used shown)", l->nstreams);
+	hs_buf_appendc(b, '\n');
+	if (!l->nstreams) {
+		hs_buf_free(&nb);
+		return;
+	}
+	hs_buf_printf(b, "%-*s %-10s %6s %3s %-*s %6s %-14s %s\n", wn, "STREAM", "STATE",
+		      "EPOCH", "R", ws, "NODESET", "LCE", "LNG", "TAIL");
+	while (hs_cstream_next(l, &c) == 1) {
+		hs_buf_reset(&nb);
+		put_nodes(&nb, c.nodes, c.nn, false);
+		snprintf(ns, sizeof(ns), "%.*s", (int)nb.len, (const char *)nb.data);
+		if (c.released)
+			hs_lsn_fmt(lng, sizeof(lng), c.released);
+		else
+			snprintf(lng, sizeof(lng), "-");
+		if (c.tail)
+			hs_lsn_fmt(tail, sizeof(tail), c.tail);
+		else
+			snprintf(tail, sizeof(tail), "-");
+		hs_buf_printf(b, "%-*.*s %-10s %6u %3u %-*s %6u %-14s %s\n", wn, c.stream_len,
+			      c.stream, cstream_state(c.state), c.epoch, c.r, ws, ns, c.lce, lng,
+			      tail);
+	}
+	hs_buf_free(&nb);
+}
+
+static void status_out(struct admin *a, struct hs_clist *l)
+{
+	if (a->flags & F_JSON)
+		status_json(a, l);
+	else
+		status_text(a, l);
 }
 
 static uint64_t now_ms(void)
@@ -1775,6 +1941,7 @@ out:
 	disconnect(&a);
 	hs_buf_free(&a.out);
 	hs_buf_free(&a.req);
+	free(a.redo);
 	hs_cli_free(&a.cli);
 	return status;
 }

@@ -36,6 +36,18 @@
  * "N records acknowledged, last LSN eXnY; M unacknowledged".  A lost
  * connection exits 69 (the unacknowledged records may or may not have been
  * stored: the line says so); no answer within --timeout exits 75.
+ *
+ * SEVERAL HS-SERVE (libcore/client.h "REDIRECTS AND FAILOVER").  An APPEND
+ * answered -HS_EREDIRECT (another hs-serve sequences the stream; nothing
+ * was appended) is resent, once per batch, to the address it names: no
+ * new batch is sent until every APPEND on the old connection is answered
+ * (the rest are redirected too), then the connection moves there and the
+ * redirected batches go first, in input order.  When -a lists several
+ * addresses, a lost connection or no answer within --timeout fails over:
+ * the batches in flight are counted as unknown (they may or may not have
+ * been stored; resending them could duplicate records), the connection is
+ * made again through the list, and the batches not yet sent go on there.
+ * Any unknown batch makes the exit status 75, with the usual line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +110,9 @@ static const char help_text[] =
 	"      --max-inflight N     at most N unacknowledged APPENDs (default 16)\n"
 	"      --print-lsn          print each record's LSN (eNnM), one per line, in\n"
 	"                           input order\n"
-	"  -a, --addr ADDR          hs-serve address (HS_ADDR; default: the local one)\n"
+	"  -a, --addr ADDR          hs-serve address (HS_ADDR; default: the local one);\n"
+	"                           A,B,...: tried in order, and failed over to when the\n"
+	"                           connection is lost (records in flight: unknown, 75)\n"
 	"  -t, --timeout DUR        give up when hs-serve does not answer within DUR\n"
 	"                           (HS_TIMEOUT; default 5s)\n"
 	"      --config FILE        configuration file (default ~/.config/hs/config)\n"
@@ -110,7 +124,8 @@ static const char help_text[] =
 	"\n"
 	"Exit status: 0 all acknowledged, 64 usage, 65 bad or over-size record (1 MiB\n"
 	"limit), 66 no such stream or file, 69 hs-serve unreachable or gone, 75\n"
-	"unacknowledged records (signal, timeout), 76 protocol mismatch.\n";
+	"unacknowledged records (signal, timeout, unknown after a failover), 76\n"
+	"protocol mismatch.\n";
 
 enum {
 	OPT_WHOLE = HS_OPT_FIRST_PRIVATE,
@@ -132,6 +147,7 @@ struct batch {
 	uint64_t first_rec;      /* 0-based index over all input of the first */
 	uint64_t first_lsn;      /* once acknowledged */
 	int64_t retry_at;        /* B_RETRY: monotonic ms */
+	int redirects;           /* -HS_EREDIRECT answers followed */
 	int ok;                  /* B_DONE: acknowledged (1) or refused (0) */
 };
 
@@ -182,7 +198,14 @@ struct app {
 	struct hs_buf lsn_out;   /* --print-lsn output of one turn */
 	int stdout_gone;
 	int lsn_stop;            /* a batch failed: LSNs printed up to it */
+	/* several hs-serve */
+	char redirect[256];      /* move there once nothing is in flight; "" none */
+	int failovers;           /* reconnections through the -a list */
+	int on_redirect;         /* connected to a redirect's address */
 };
+
+#define MAX_FAILOVERS 8          /* reconnections through the -a list per run */
+#define REDIRECT_RETRY_MS 250    /* a batch redirected twice is resent so late */
 
 static volatile sig_atomic_t got_signal;
 
@@ -250,6 +273,7 @@ static void open_batch(struct app *a)
 	hs_buf_reset(&b->frame);
 	b->sent = 0;
 	b->n = 0;
+	b->redirects = 0;
 	b->first_rec = a->read_recs;
 	hs_msg_append_begin(&a->w, &b->frame, ID_BASE + a->tail);
 	hs_msg_append_run_open(&a->w, a->stream, a->stream_len, a->flags);
@@ -488,6 +512,23 @@ static void on_appended(struct app *a, const struct hs_frame *f)
 		a->last_ack = a->now;
 		return;
 	}
+	if (e.status == -HS_EREDIRECT && !a->server_status && e.text_len &&
+	    e.text_len < sizeof(a->redirect)) {
+		/* Nothing appended: resend at the sequencer's address, once;
+		 * redirected again (that address did not answer us, or the
+		 * stream moved meanwhile), resend here a little later, when
+		 * this hs-serve may have found the sequencer gone (bounded by
+		 * --timeout like any lack of progress). */
+		b->state = B_RETRY;
+		b->sent = 0;
+		b->retry_at = a->now + (b->redirects ? REDIRECT_RETRY_MS : 0);
+		a->nretry++;
+		if (!b->redirects++ && !a->redirect[0]) {
+			memcpy(a->redirect, e.text, e.text_len);
+			a->redirect[e.text_len] = 0;
+		}
+		return;
+	}
 	if (e.status == -HS_EAGAIN && !a->server_status) {
 		b->state = B_RETRY;
 		b->sent = 0;
@@ -520,10 +561,60 @@ static void on_appended(struct app *a, const struct hs_frame *f)
 	}
 }
 
+/* Connect to addrs instead (a redirect or a failover); the batches sent
+ * must have been settled already.  A redirect's address that does not
+ * answer (it died since) falls back to the -a list.  Returns 0, or fails
+ * the run (exit status of the connection error) and returns < 0. */
+static int switch_conn(struct app *a, const char *addrs, int redirect)
+{
+	char msg[1024];
+	int r;
+
+	hs_info("connecting to %s", addrs);
+	a->cur_send = -1;
+	a->on_redirect = redirect;
+	r = hs_client_reconnect(&a->c, addrs, a->cli.timeout_ms, msg, sizeof(msg));
+	if (r < 0 && redirect) {
+		hs_info("%s; back to %s", msg, a->cli.addr ? a->cli.addr : "the default");
+		a->on_redirect = 0;
+		r = hs_client_reconnect(&a->c, a->cli.addr, a->cli.timeout_ms, msg, sizeof(msg));
+	}
+	a->now = now_ms();
+	if (r < 0) {
+		server_fail(a, hs_exit_status(r), "%s", msg);
+		return r;
+	}
+	a->last_ack = a->now;
+	return 0;
+}
+
 /* Connection trouble: every batch sent and not answered has an unknown
- * outcome; the ones not sent were simply not appended. */
+ * outcome; the ones not sent were simply not appended.  With several
+ * addresses (-a A,B) those go on through the list (failover). */
 static void conn_lost(struct app *a, int err)
 {
+	if (!a->server_status && (hs_client_multi(a->cli.addr) || a->on_redirect) &&
+	    a->failovers < MAX_FAILOVERS) {
+		a->failovers++;
+		fprintf(stderr, "%s: lost the connection to hs-serve: %s; failing over\n",
+			a->cli.prog, err ? hs_strerror(err) : "closed by hs-serve");
+		for (uint64_t s = a->head; s < a->send_seq; s++) {
+			struct batch *b = slot(a, s);
+
+			if (b->state == B_SENT) {
+				a->unknown_recs += b->n;
+				b->state = B_DONE;
+				b->ok = 0;
+			}
+		}
+		/* A frame sent in part never reached hs-serve whole. */
+		if (a->cur_send >= 0)
+			slot(a, (uint64_t)a->cur_send)->sent = 0;
+		a->redirect[0] = 0;
+		if (switch_conn(a, a->cli.addr, 0) == 0)
+			return;
+		err = -HS_EUNAVAIL;
+	}
 	server_fail(a, EX_UNAVAILABLE, "lost the connection to hs-serve: %s",
 		    err ? hs_strerror(err) : "closed by hs-serve");
 	for (uint64_t s = a->head; s < a->tail; s++)
@@ -587,6 +678,8 @@ static int64_t pick_send(struct app *a)
 {
 	if (a->cur_send >= 0)
 		return a->cur_send;
+	if (a->redirect[0])
+		return -1; /* moving: wait for the answers in flight */
 	if (a->nretry && !a->server_status)
 		for (uint64_t s = a->head; s < a->send_seq; s++)
 			if (slot(a, s)->state == B_RETRY && slot(a, s)->retry_at <= a->now)
@@ -678,6 +771,19 @@ static int run(struct app *a)
 			close_batch(a);
 		if (a->open && a->now - a->open_ms >= (int64_t)a->linger_ms)
 			close_batch(a);
+		if (a->redirect[0] && !a->server_status && a->cur_send < 0) {
+			int waiting = 0;
+
+			for (uint64_t s = a->head; s < a->send_seq && !waiting; s++)
+				waiting = slot(a, s)->state == B_SENT;
+			if (!waiting) {
+				char to[sizeof(a->redirect)];
+
+				memcpy(to, a->redirect, sizeof(to));
+				a->redirect[0] = 0;
+				switch_conn(a, to, 1);
+			}
+		}
 		if (a->c.fd >= 0)
 			sock_write(a);
 		advance_head(a);
@@ -694,6 +800,14 @@ static int run(struct app *a)
 		}
 		if (a->stopping > 1 || (a->stopping && a->now >= a->stop_deadline))
 			break;
+		if (a->head < a->tail && a->now - a->last_ack >= (int64_t)a->cli.timeout_ms &&
+		    (hs_client_multi(a->cli.addr) || a->on_redirect) &&
+		    a->failovers < MAX_FAILOVERS &&
+		    !a->server_status) {
+			/* A paused or cut-off hs-serve: fail over like a loss. */
+			conn_lost(a, -HS_ETIMEOUT);
+			continue;
+		}
 		if (a->head < a->tail && a->now - a->last_ack >= (int64_t)a->cli.timeout_ms) {
 			char d[HS_DURATION_FMT_MAX];
 

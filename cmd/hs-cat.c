@@ -65,6 +65,9 @@ static const char help_text[] =
 	"stream, 68 cannot resolve the address, 69 hs-serve unreachable, 74 output\n"
 	"error or DATALOSS gap, 75 timeout, 76 protocol mismatch.\n";
 
+#define MAX_HOPS 4       /* redirects and failovers per run */
+#define HOP_PAUSE_MS 250 /* before the second and later ones */
+
 enum {
 	OPT_FORMAT = HS_OPT_FIRST_PRIVATE,
 	OPT_GAPS,
@@ -190,9 +193,37 @@ int main(int argc, char **argv)
 	sink.show_gaps = gaps;
 	sink.max = count;
 
-	r = hs_reader_start(&rd, &conn);
-	if (r >= 0)
-		r = hs_reader_run(&rd, NULL, NULL);
+	for (int hops = 0;; hops++) {
+		const char *dest;
+
+		rd.redirect[0] = 0;
+		r = hs_reader_start(&rd, &conn);
+		if (r >= 0)
+			r = hs_reader_run(&rd, NULL, NULL);
+		/* A redirect is followed; a lost hs-serve of an -a list is
+		 * failed over (the read resumes after what was printed); at
+		 * most MAX_HOPS times, and a redirect whose address does not
+		 * answer goes back to the list. */
+		if (hops >= MAX_HOPS || sink.write_err)
+			break;
+		if (r == -HS_EREDIRECT && rd.redirect[0])
+			dest = rd.redirect;
+		else if ((r == -HS_EUNAVAIL || r == -HS_ETIMEOUT) && hs_client_multi(cli.addr) &&
+			 hs_reader_status(&rd, &idx) != r) /* not the read's own end */
+			dest = cli.addr;
+		else
+			break;
+		if (hops)
+			usleep(HOP_PAUSE_MS * 1000);
+		hs_info("%s; connecting to %s", rd.why ? rd.why : hs_strerror(r), dest);
+		r = hs_client_reconnect(&conn, dest, cli.timeout_ms, msg, sizeof(msg));
+		if (r < 0 && dest == rd.redirect)
+			r = hs_client_reconnect(&conn, cli.addr, cli.timeout_ms, msg, sizeof(msg));
+		if (r < 0) {
+			status = hs_cli_fail(&cli, hs_exit_status(r), "%s", msg);
+			goto out_conn;
+		}
+	}
 	status = 0;
 	if (sink.write_err == -EPIPE) {
 		/* stdout's reader is gone: like cat | head, not an error. */
@@ -214,6 +245,9 @@ int main(int argc, char **argv)
 	} else if (r == -HS_ETIMEOUT) {
 		status = hs_cli_fail(&cli, EX_TEMPFAIL, "no answer from hs-serve within %llums",
 				     (unsigned long long)cli.timeout_ms);
+	} else if (r == -HS_EREDIRECT) {
+		status = hs_cli_fail(&cli, EX_TEMPFAIL, "'%s' is sequenced by another hs-serve%s%s",
+				     stream, rd.redirect[0] ? ": " : "", rd.redirect);
 	} else if (r < 0) {
 		status = hs_cli_fail(&cli, EX_UNAVAILABLE, "connection to hs-serve: %s",
 				     hs_strerror(r));
@@ -221,6 +255,7 @@ int main(int argc, char **argv)
 		status = hs_cli_fail(&cli, EX_IOERR, "records of '%s' were lost (DATALOSS)",
 				     stream);
 	}
+out_conn:
 	hs_sconn_close(&conn);
 	hs_reader_sink_free(&sink);
 	hs_reader_free(&rd);

@@ -19,7 +19,10 @@
  * over M = every peer, majority quorums.  Its id is (a random 16-bit node
  * number kept in DIR/serve.id) << 16 | a boot counter kept there too, so
  * every incarnation has its own ballots.  Creates, deletes and listing:
- * libpaxos/admin.c.
+ * libpaxos/admin.c.  The node number is also the serve id written, with
+ * the --advertise address, as the owner of the epochs this server
+ * activates, so that other hs-serve redirect to it (docs/replication.md
+ * §7, libpaxos/seq.c OWNERSHIP).
  *
  * LAYOUT.  This file keeps main(), the options, the supervised local peers,
  * the register proposer's glue, listening and the client frame dispatch;
@@ -54,6 +57,7 @@
 #include "recovery.h"
 #include "run.h"
 #include "serve.h"
+#include "t2read.h"
 #include "tier.h"
 
 #define STOP_GRACE_MS 10000
@@ -62,6 +66,8 @@ static const char usage_text[] =
 	"usage: hs-serve [--data DIR] [--listen ADDR]... [--peer ADDR]... [--local-peers N]\n"
 	"                [--replication R] [--durability sync|async|memory]\n"
 	"                [--ready-file FILE] [--pidfile FILE]\n"
+	"                [--advertise ADDR]\n"
+	"                [--tier URL [--tier-key-file FILE] [--tier-cache SIZE]]\n"
 	"       hs-serve -h | --help | -V | --version\n";
 
 static const char help_text[] =
@@ -83,6 +89,20 @@ static const char help_text[] =
 	"                            (no WAL at all) with memory\n"
 	"      --ready-file FILE     write the actual address there once serving\n"
 	"      --pidfile FILE        write the process id there; removed on clean exit\n"
+	"      --advertise ADDR      the address other hs-serve send clients to for the\n"
+	"                            streams this one sequences (default: the first\n"
+	"                            --listen address as bound; \"\" for none)\n"
+	"      --tier URL            serve reads below the Tier1 trim point from the\n"
+	"                            segments hs-offload wrote there: file:///DIR,\n"
+	"                            s3://BUCKET/PREFIX, webhdfs://HOST:PORT/PATH\n"
+	"                            (HS_TIER_URL)\n"
+	"      --tier-key-file FILE  the 32-byte key of encrypted segments\n"
+	"      --tier-cache SIZE     Tier2 block cache in memory (default 64M)\n"
+	"      --tier-endpoint URL   S3 endpoint (default AWS; HS_S3_ENDPOINT)\n"
+	"      --tier-region R       S3 region (AWS_REGION, else us-east-1)\n"
+	"      --tier-path-style     S3 path-style addressing\n"
+	"      --tier-credentials FILE  S3 key id and secret (else AWS_ACCESS_KEY_ID\n"
+	"                            and AWS_SECRET_ACCESS_KEY)\n"
 	"  -a, --addr ADDR           (common; unused by hs-serve)\n"
 	"  -t, --timeout DUR         (common; unused by hs-serve)\n"
 	"      --config FILE         configuration file (default ~/.config/hs/config)\n"
@@ -107,9 +127,23 @@ enum {
 	OPT_DURABILITY,
 	OPT_READY,
 	OPT_PIDFILE,
+	OPT_ADVERTISE,
 };
 
 static struct serve *g_sv; /* for the child restart timers only */
+static const char *advertise_arg; /* --advertise, NULL: the first listen address */
+
+/* Tier2 reads (t2read.h): --tier and its options, as hs-offload's. */
+enum {
+	OPT_TIER = HS_OPT_FIRST_PRIVATE + 64,
+	OPT_TIER_KEY,
+	OPT_TIER_CACHE,
+	OPT_TIER_ENDPOINT,
+	OPT_TIER_REGION,
+	OPT_TIER_PATH_STYLE,
+	OPT_TIER_CREDS,
+};
+static struct hs_t2_cfg tier_cfg;
 /* ---- register proposer glue ---------------------------------------------- */
 
 /* The proposer's frame ids start at PROPOSER_ID_BASE, far above the ids of
@@ -760,6 +794,14 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		{ "durability", required_argument, NULL, OPT_DURABILITY },
 		{ "ready-file", required_argument, NULL, OPT_READY },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		{ "advertise", required_argument, NULL, OPT_ADVERTISE },
+		{ "tier", required_argument, NULL, OPT_TIER },
+		{ "tier-key-file", required_argument, NULL, OPT_TIER_KEY },
+		{ "tier-cache", required_argument, NULL, OPT_TIER_CACHE },
+		{ "tier-endpoint", required_argument, NULL, OPT_TIER_ENDPOINT },
+		{ "tier-region", required_argument, NULL, OPT_TIER_REGION },
+		{ "tier-path-style", no_argument, NULL, OPT_TIER_PATH_STYLE },
+		{ "tier-credentials", required_argument, NULL, OPT_TIER_CREDS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli *c = &sv->cli;
@@ -813,12 +855,48 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		case OPT_PIDFILE:
 			sv->pidfile = optarg;
 			break;
+		case OPT_ADVERTISE:
+			if (strlen(optarg) > HS_LREC_ADDR_MAX)
+				return hs_cli_usage_error(c, "--advertise address over %d bytes",
+							  HS_LREC_ADDR_MAX);
+			advertise_arg = optarg; /* "" means none */
+			break;
+		case OPT_TIER:
+			tier_cfg.url = optarg;
+			break;
+		case OPT_TIER_KEY:
+			tier_cfg.key_file = optarg;
+			break;
+		case OPT_TIER_CACHE:
+			if (hs_parse_size(optarg, &v) < 0 || v < (1u << 20))
+				return hs_cli_usage_error(c, "invalid --tier-cache '%s' (at least 1M)",
+							  optarg);
+			tier_cfg.cache_bytes = v;
+			break;
+		case OPT_TIER_ENDPOINT:
+			tier_cfg.topts.endpoint = optarg;
+			break;
+		case OPT_TIER_REGION:
+			tier_cfg.topts.region = optarg;
+			break;
+		case OPT_TIER_PATH_STYLE:
+			tier_cfg.topts.path_style = 1;
+			break;
+		case OPT_TIER_CREDS:
+			tier_cfg.topts.cred_file = optarg;
+			break;
 		default:
 			return hs_cli_usage_error(c, "unexpected option");
 		}
 	}
 	if (optind < argc)
 		return hs_cli_usage_error(c, "unexpected argument '%s'", argv[optind]);
+	if (!tier_cfg.url && getenv("HS_TIER_URL") && *getenv("HS_TIER_URL"))
+		tier_cfg.url = getenv("HS_TIER_URL");
+	if (tier_cfg.url && !tier_cfg.topts.endpoint)
+		tier_cfg.topts.endpoint = getenv("HS_S3_ENDPOINT");
+	if (!tier_cfg.url && (tier_cfg.key_file || tier_cfg.cache_bytes))
+		return hs_cli_usage_error(c, "--tier-key-file and --tier-cache need --tier");
 	if (has_local && sv->npeer_arg)
 		return hs_cli_usage_error(c, "--local-peers and --peer exclude each other");
 	if (sv->replication > (sv->npeer_arg ? sv->npeer_arg : sv->local_peers))
@@ -919,6 +997,7 @@ int main(int argc, char **argv)
 		status = EX_CANTCREAT;
 		goto out_cli;
 	}
+	sv->serve_id = sv->proposer_id >> 16; /* the node number of DIR/serve.id */
 	sv->loop = hs_loop_new();
 	if (!sv->loop) {
 		hs_error("cannot create the event loop: %s", strerror(errno));
@@ -934,6 +1013,9 @@ int main(int argc, char **argv)
 	status = open_listeners(sv);
 	if (status)
 		goto out_listen;
+	if (!advertise_arg)
+		advertise_arg = sv->actual[0];
+	memcpy(sv->advertise, advertise_arg, strnlen(advertise_arg, HS_LREC_ADDR_MAX));
 	if (sv->npeer_arg) {
 		for (int i = 0; i < sv->npeer_arg; i++)
 			paddrs[i] = sv->peer_arg[i];
@@ -961,6 +1043,17 @@ int main(int argc, char **argv)
 		status = EX_CONFIG;
 		goto out_peers;
 	}
+	if (tier_cfg.url) {
+		char why[HS_TIER_ERRLEN + 64];
+
+		/* After hs_loop_signals: the workers start with them blocked. */
+		r = hs_t2_new(sv, &tier_cfg, &sv->t2, why, sizeof(why));
+		if (r < 0) {
+			hs_error("%s", why);
+			status = r == -HS_EUSAGE ? EX_USAGE : hs_exit_status(r);
+			goto out_prop;
+		}
+	}
 	for (int i = 0; i < sv->nchildren; i++)
 		child_spawn(sv, i);
 	hs_loop_before_sleep(sv->loop, before_sleep, sv);
@@ -986,6 +1079,8 @@ out_prop:
 	while (!LIST_EMPTY(&sv->conns))
 		hs_conn_close(LIST_FIRST(&sv->conns)->c, 0);
 	hs_reg_proposer_free(sv->prop);
+	hs_t2_free(sv->t2); /* after every read ended with its connection */
+	sv->t2 = NULL;
 out_peers:
 	hs_peers_free(sv->peers);
 out_listen:

@@ -49,6 +49,7 @@
 
 #define RETRY_MS 250          /* -F: resend a missing stream's READ */
 #define BACKOFF_MIN_MS 100    /* -F: first wait before reconnecting */
+#define MAX_HOPS 4            /* without -F: failovers through an -a list */
 #define BACKOFF_MAX_MS 2000
 
 static const char usage_text[] =
@@ -131,6 +132,7 @@ static void nap(int ms, const sigset_t *waitmask)
 static int transient(int r)
 {
 	return r == -HS_EUNAVAIL || r == -HS_ETIMEOUT || r == -ECONNRESET || r == -EPIPE ||
+	       r == -HS_EREDIRECT ||
 	       r == -ECONNREFUSED || r == -ENOENT || r == -HS_ERESOLVE;
 }
 
@@ -161,8 +163,8 @@ int main(int argc, char **argv)
 	const char *format = NULL, *delim = NULL, *sub = NULL;
 	uint64_t count = 0, last = 0;
 	int have_last = 0, have_count = 0, have_from = 0, have_until = 0, nul = 0, gaps = 0, retry = 0, opt, status, r;
-	int backoff = BACKOFF_MIN_MS, warned = 0;
-	char msg[512];
+	int backoff = BACKOFF_MIN_MS, warned = 0, followed = 0, hops = 0;
+	char msg[512], redirect[256] = "";
 	size_t idx;
 
 	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
@@ -290,7 +292,14 @@ int main(int argc, char **argv)
 
 	status = 0;
 	while (!stop_flag) {
-		r = hs_client_connect(&conn, cli.addr, cli.timeout_ms, msg, sizeof(msg));
+		/* A redirect (docs/replication.md §7) is followed once, at once;
+		 * otherwise the -a list, which fails over in order. */
+		r = hs_client_connect(&conn, redirect[0] ? redirect : cli.addr, cli.timeout_ms,
+				      msg, sizeof(msg));
+		if (r < 0 && redirect[0]) /* gone since: back to the list */
+			r = hs_client_connect(&conn, cli.addr, cli.timeout_ms, msg, sizeof(msg));
+		followed = redirect[0] != 0;
+		redirect[0] = 0;
 		if (r < 0) {
 			if (!retry || !transient(r)) {
 				status = hs_cli_fail(&cli, hs_exit_status(r), "%s", msg);
@@ -306,9 +315,16 @@ int main(int argc, char **argv)
 			hs_info("connected again");
 		warned = 0;
 		backoff = BACKOFF_MIN_MS;
+		rd.redirect[0] = 0;
 		r = hs_reader_start(&rd, &conn);
 		if (r >= 0)
 			r = hs_reader_run(&rd, &stop_flag, &waitmask);
+		if (r == -HS_EREDIRECT && rd.redirect[0] && !followed) {
+			hs_sconn_close(&conn);
+			hs_info("%s; connecting to %s", rd.why, rd.redirect);
+			snprintf(redirect, sizeof(redirect), "%s", rd.redirect);
+			continue;
+		}
 		if (r < 0 && r == -HS_EUNAVAIL && rd.why)
 			snprintf(msg, sizeof(msg), "%s", rd.why);
 		else if (r < 0)
@@ -349,8 +365,13 @@ int main(int argc, char **argv)
 						     hs_strerror(r));
 			break;
 		}
-		if (!retry || !transient(r)) {
-			status = hs_cli_fail(&cli, transient(r) ? EX_UNAVAILABLE : hs_exit_status(r),
+		/* Without -F, an -a list still fails over a few times. */
+		if (!(retry || (hs_client_multi(cli.addr) && hops++ < MAX_HOPS)) ||
+		    !transient(r)) {
+			status = hs_cli_fail(&cli,
+					     r == -HS_EREDIRECT ? EX_TEMPFAIL
+					     : transient(r)     ? EX_UNAVAILABLE
+								: hs_exit_status(r),
 					     "lost the connection to hs-serve: %s", msg);
 			break;
 		}

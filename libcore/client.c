@@ -81,6 +81,21 @@ int hs_client_connect(struct hs_sconn *c, const char *addrs, uint64_t timeout_ms
 	return r;
 }
 
+int hs_client_reconnect(struct hs_sconn *c, const char *addrs, uint64_t timeout_ms,
+			char *msg, size_t msg_len)
+{
+	hs_sconn_close(c);
+	return hs_client_connect(c, addrs, timeout_ms, msg, msg_len);
+}
+
+int hs_client_multi(const char *addrs)
+{
+	const char *comma = addrs ? strchr(addrs, ',') : NULL;
+
+	/* "A," is one address; "A,B" two. */
+	return comma && comma != addrs && comma[1] != 0;
+}
+
 uint64_t hs_client_next_id(void)
 {
 	static uint64_t id;

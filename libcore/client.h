@@ -7,6 +7,18 @@
  * socket of addr.h, whose directory must belong to the user.  The
  * connection is a blocking struct hs_sconn (syncconn.h); the tools build
  * frames with the proto_client.h encoders and may pipeline freely.
+ *
+ * REDIRECTS AND FAILOVER (docs/replication.md §7).  Several hs-serve may
+ * share the peers; one sequences each stream.  Another answers requests
+ * for it with -HS_EREDIRECT and the sequencer's address: in an APPENDED
+ * entry's text, or in a RESULT carrying the READ's (SUBSCRIBE's) request
+ * id just before its READ_END (reader.h keeps it in rd->redirect).  A tool
+ * follows a redirect once per request: it connects to that address
+ * (hs_client_reconnect) and sends again what was refused (nothing of it
+ * was appended).  When the connection is lost and -a lists several
+ * addresses (hs_client_multi), it connects again through the list: reads
+ * resume where they stopped; hs-append reports the appends in flight as
+ * unknown (they may or may not be stored) and goes on with the rest.
  */
 #ifndef HS_CLIENT_H
 #define HS_CLIENT_H
@@ -29,6 +41,15 @@
  */
 int hs_client_connect(struct hs_sconn *c, const char *addrs, uint64_t timeout_ms,
 		      char *msg, size_t msg_len);
+
+/* Close c (open or not) and hs_client_connect() it to addrs: same
+ * arguments, return values and messages. */
+int hs_client_reconnect(struct hs_sconn *c, const char *addrs, uint64_t timeout_ms,
+			char *msg, size_t msg_len);
+
+/* 1 if addrs (borrowed; NULL or "" is the default) lists more than one
+ * address, so losing one hs-serve is worth a failover; else 0. */
+int hs_client_multi(const char *addrs);
 
 /* A fresh request id for this process (1, 2, ...). */
 uint64_t hs_client_next_id(void);

@@ -34,6 +34,7 @@ static const struct entry table[HS_ELAST - HS_EBASE] = {
 	[HS_EPERM - HS_EBASE] = { "permission denied", EX_NOPERM },
 	[HS_ECONFIG - HS_EBASE] = { "bad configuration", EX_CONFIG },
 	[HS_EEXIST - HS_EBASE] = { "already exists", EX_DATAERR },
+	[HS_EREDIRECT - HS_EBASE] = { "sequenced by another hs-serve", EX_TEMPFAIL },
 };
 
 const char *hs_strerror(int err)

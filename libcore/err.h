@@ -35,6 +35,8 @@ enum hs_err {
 	HS_EPERM,      /* permission denied                            -> 77 */
 	HS_ECONFIG,    /* bad configuration                            -> 78 */
 	HS_EEXIST,     /* already exists                               -> 65 */
+	HS_EREDIRECT,  /* another server sequences the stream: retry at
+			* the address given with it                   -> 75 */
 	HS_ELAST
 };
 

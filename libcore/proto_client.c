@@ -195,6 +195,26 @@ static void w_info(struct hs_buf *b, const struct hs_stream_info *i)
 	hs_w64(b, i->records);
 	hs_w64(b, i->bytes);
 	hs_w64(b, i->created_ms);
+	hs_w64(b, i->released);
+	hs_w64(b, i->tier2_expired);
+	hs_w32(b, i->tier2_segments);
+	hs_w32(b, i->epoch);
+	hs_w32(b, i->lce);
+	hs_w8(b, i->r);
+	hs_w8(b, i->nn);
+	hs_w16(b, 0);
+	for (uint8_t k = 0; k < i->nn; k++)
+		hs_w32(b, i->nodes[k]);
+}
+
+/* r, nn and the node ids of a nodeset (info, cstream). */
+static int r_nodeset(struct hs_rd *r, uint8_t rr, uint8_t nn, uint32_t *nodes)
+{
+	if (nn > HS_INFO_NODESET_MAX || rr > nn)
+		return r->err ? r->err : -HS_EPROTO;
+	for (uint8_t k = 0; k < nn; k++)
+		nodes[k] = hs_r32(r);
+	return r->err;
 }
 
 static int r_info(struct hs_rd *r, struct hs_stream_info *i)
@@ -211,7 +231,20 @@ static int r_info(struct hs_rd *r, struct hs_stream_info *i)
 	i->records = hs_r64(r);
 	i->bytes = hs_r64(r);
 	i->created_ms = hs_r64(r);
-	return r->err ? r->err : rc;
+	i->released = hs_r64(r);
+	i->tier2_expired = hs_r64(r);
+	i->tier2_segments = hs_r32(r);
+	i->epoch = hs_r32(r);
+	i->lce = hs_r32(r);
+	i->r = hs_r8(r);
+	i->nn = hs_r8(r);
+	if (hs_r16(r) && !r->err)
+		return -HS_EPROTO;
+	if (r->err)
+		return r->err;
+	if (rc)
+		return rc;
+	return r_nodeset(r, i->r, i->nn, i->nodes);
 }
 
 static void w_subinfo(struct hs_buf *b, const struct hs_sub_info *i)
@@ -701,22 +734,56 @@ void hs_msg_kv_addu(struct hs_msg_wr *w, const char *scope, const char *key, uin
 }
 
 void hs_msg_cluster_statusreply_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id,
-				      uint64_t cluster_id, uint8_t healthy, uint8_t replication)
+				      uint64_t cluster_id, uint8_t healthy, uint8_t replication,
+				      uint32_t streams_active)
 {
 	hs_msg_wr_begin(w, b, HS_MSG_CLUSTER_STATUSREPLY, id);
 	hs_w64(b, cluster_id);
 	hs_w8(b, healthy);
 	hs_w8(b, replication);
 	hs_w16(b, 0);
+	hs_w32(b, streams_active);
 	hs_msg_wr_count(w);
 }
 
-void hs_msg_peer_add(struct hs_msg_wr *w, uint32_t node_id, uint8_t state, const char *addr,
-		     uint8_t addr_len)
+void hs_msg_peer_add(struct hs_msg_wr *w, const struct hs_peer_ent *e)
 {
-	hs_w32(w->b, node_id);
-	hs_w8(w->b, state);
-	w_name(w->b, addr, addr_len);
+	hs_w32(w->b, e->node_id);
+	hs_w8(w->b, e->state);
+	hs_w8(w->b, e->flags);
+	hs_w16(w->b, 0);
+	hs_w64(w->b, e->pending_bytes);
+	hs_w64(w->b, e->connects);
+	hs_w64(w->b, e->losses);
+	hs_w32(w->b, (uint32_t)e->last_error);
+	hs_w64(w->b, e->last_error_ms);
+	w_name(w->b, e->addr, e->addr_len);
+	w->n++;
+}
+
+/* The peer count is final: patch it and start the cstream count, which
+ * hs_msg_wr_end() patches. */
+void hs_msg_cstreams_open(struct hs_msg_wr *w)
+{
+	hs_put32(w->b->data + w->count_off, w->n);
+	hs_msg_wr_count(w);
+	w->n = 0;
+}
+
+void hs_msg_cstream_add(struct hs_msg_wr *w, const struct hs_cstream_ent *e)
+{
+	w_name(w->b, e->stream, e->stream_len);
+	hs_w8(w->b, e->state);
+	hs_w8(w->b, e->r);
+	hs_w8(w->b, e->nn);
+	hs_w8(w->b, 0);
+	hs_w32(w->b, e->epoch);
+	hs_w32(w->b, e->lce);
+	hs_w64(w->b, e->released);
+	hs_w64(w->b, e->tail);
+	hs_w64(w->b, e->trim);
+	for (uint8_t k = 0; k < e->nn; k++)
+		hs_w32(w->b, e->nodes[k]);
 	w->n++;
 }
 
@@ -863,12 +930,45 @@ static int rd_kv(struct hs_rd *r, struct hs_kv_ent *e)
 
 static int rd_peer(struct hs_rd *r, struct hs_peer_ent *e)
 {
+	uint16_t z;
+
 	e->node_id = hs_r32(r);
 	e->state = hs_r8(r);
+	e->flags = hs_r8(r);
+	z = hs_r16(r);
+	e->pending_bytes = hs_r64(r);
+	e->connects = hs_r64(r);
+	e->losses = hs_r64(r);
+	e->last_error = (int32_t)hs_r32(r);
+	e->last_error_ms = hs_r64(r);
 	r_str(r, &e->addr, &e->addr_len);
 	if (r->err)
 		return r->err;
-	return e->state < HS_PEER_UP || e->state > HS_PEER_DRAINING ? -HS_EPROTO : 0;
+	return e->state < HS_PEER_UP || e->state > HS_PEER_DRAINING ||
+	       (e->flags & ~HS_PEERF_DATA) || z || e->last_error > 0 ? -HS_EPROTO : 0;
+}
+
+static int rd_cstream(struct hs_rd *r, struct hs_cstream_ent *e)
+{
+	int rc = r_name(r, &e->stream, &e->stream_len, 0);
+	uint8_t z;
+
+	if (rc)
+		return rc;
+	e->state = hs_r8(r);
+	e->r = hs_r8(r);
+	e->nn = hs_r8(r);
+	z = hs_r8(r);
+	e->epoch = hs_r32(r);
+	e->lce = hs_r32(r);
+	e->released = hs_r64(r);
+	e->tail = hs_r64(r);
+	e->trim = hs_r64(r);
+	if (r->err)
+		return r->err;
+	if (z || e->state < HS_CSTREAM_ACTIVE || e->state > HS_CSTREAM_WAITING)
+		return -HS_EPROTO;
+	return r_nodeset(r, e->r, e->nn, e->nodes);
 }
 
 /* ---- Tier2 -------------------------------------------------------------- */
@@ -1048,7 +1148,7 @@ static size_t min_entry(uint16_t type)
 	case HS_MSG_SUB_CREATE: return 2 + 2 + HS_POS_WIRE + 8;
 	case HS_MSG_ACK: return 16;
 	case HS_MSG_ADMIN_STATSREPLY: return 2 + 2 + 2;
-	case HS_MSG_CLUSTER_STATUSREPLY: return 4 + 1 + 1;
+	case HS_MSG_CLUSTER_STATUSREPLY: return 44 + 1;
 	case HS_MSG_STREAM_DELETE:
 	case HS_MSG_STREAM_INFO:
 	case HS_MSG_SUB_DELETE:
@@ -1086,9 +1186,9 @@ int hs_msg_clist_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_c
 		l->cluster_id = hs_r64(&l->rd);
 		l->healthy = hs_r8(&l->rd);
 		l->replication = hs_r8(&l->rd);
-		hs_r16(&l->rd);
-		if (l->healthy > 1)
-			return -HS_EPROTO;
+		if (hs_r16(&l->rd) || l->healthy > 1)
+			return l->rd.err ? l->rd.err : -HS_EPROTO;
+		l->streams_active = hs_r32(&l->rd);
 		break;
 	default:
 		if (!min_entry(type))
@@ -1103,6 +1203,19 @@ int hs_msg_clist_dec(uint16_t type, const uint8_t *body, size_t len, struct hs_c
 	for (uint32_t i = 0; i < l->n; i++)
 		if ((rc = rd_entry(type, &w, &u)))
 			return rc;
+	if (type == HS_MSG_CLUSTER_STATUSREPLY) {
+		struct hs_cstream_ent cs;
+
+		/* The second list: a cstream is at least 2 + 36 bytes. */
+		l->nstreams = l->sleft = hs_r32(&w);
+		if (w.err)
+			return w.err;
+		if (l->nstreams > hs_rd_left(&w) / 38)
+			return -HS_EPROTO;
+		for (uint32_t i = 0; i < l->nstreams; i++)
+			if ((rc = rd_cstream(&w, &cs)))
+				return rc;
+	}
 	return hs_rd_done(&w);
 }
 
@@ -1147,7 +1260,33 @@ NEXT1(hs_sub_create_next, struct hs_subcreate_ent, HS_MSG_SUB_CREATE, rd_subcrea
 NEXT1(hs_subs_next, struct hs_subs_ent, HS_MSG_SUBS, rd_subs)
 NEXT1(hs_ack_next, struct hs_lsn_range, HS_MSG_ACK, rd_range)
 NEXT1(hs_kv_next, struct hs_kv_ent, HS_MSG_ADMIN_STATSREPLY, rd_kv)
-NEXT1(hs_peer_next, struct hs_peer_ent, HS_MSG_CLUSTER_STATUSREPLY, rd_peer)
+
+int hs_peer_next(struct hs_clist *l, struct hs_peer_ent *e)
+{
+	if (l->in_streams || !take(l, HS_MSG_CLUSTER_STATUSREPLY, 0, 0, 0))
+		return 0;
+	rd_peer(&l->rd, e);
+	return 1;
+}
+
+int hs_cstream_next(struct hs_clist *l, struct hs_cstream_ent *e)
+{
+	struct hs_peer_ent p;
+
+	if (l->type != HS_MSG_CLUSTER_STATUSREPLY)
+		return 0;
+	if (!l->in_streams) {
+		while (hs_peer_next(l, &p) == 1)
+			;
+		hs_r32(&l->rd); /* the cstream count, l->nstreams */
+		l->in_streams = 1;
+	}
+	if (!l->sleft)
+		return 0;
+	l->sleft--;
+	rd_cstream(&l->rd, e);
+	return 1;
+}
 
 int hs_name_next(struct hs_clist *l, struct hs_name_ent *e)
 {

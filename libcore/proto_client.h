@@ -66,6 +66,8 @@
  *     -HS_ESEALED     this server's sequencer lost its epoch to another
  *                     one; text = the address ("unix:/p", "host:port") of
  *                     the current sequencer, empty if unknown; retry there
+ *     -HS_EREDIRECT   another hs-serve sequences the stream; text = its
+ *                     address; nothing appended (docs/replication.md §7)
  *     -HS_ETIMEOUT, -HS_EUNAVAIL  not enough peers in time
  *     -HS_EPROTO      the run was malformed
  *   After -HS_ESEALED, -HS_ETIMEOUT or -HS_EUNAVAIL the records may still
@@ -81,15 +83,38 @@
  *   HS_DUR_ASYNC 2, HS_DUR_MEMORY 3 (DESIGN §6); retention_ms 0 = keep
  *   forever; offload_after_ms 0 = never offload.  Unknown mask bits or an
  *   out-of-range set field are malformed.
- * info (96 bytes): u64 log | attrs (effective: mask = HS_ATTR_ALL)
+ * info (128 + 4 * nn bytes): u64 log | attrs (effective: mask = HS_ATTR_ALL)
  *   | u64 head | u64 tail | u64 trim | u64 tier1_trim | u64 offload
  *   | u64 records | u64 bytes | u64 created_ms
- *   head: oldest retained LSN (== tail when empty); tail: the next LSN to
- *   be written; trim: every LSN <= trim is gone (0 = none); tier1_trim:
- *   LSNs <= it are no longer in Tier1; offload: LSNs in (trim, offload]
- *   are in Tier2 (0 = nothing offloaded).  So Tier2 serves (trim,
- *   tier1_trim] and Tier1 (tier1_trim, tail).  records, bytes: counts of
- *   retained records and payload bytes, UINT64_MAX if unknown.
+ *   | u64 released | u64 tier2_expired | u32 tier2_segments
+ *   | u32 epoch | u32 lce | u8 r | u8 nn | u16 0 | nn * u32 node_id
+ *   head: oldest retained LSN, in either tier (== tail when empty); tail:
+ *   the next LSN to be written; trim: the stream's head trim point: every
+ *   LSN <= trim is gone from both tiers (0 = none) - with Tier2 segments
+ *   it is the point below the first segment (the manifest's expiry point,
+ *   or more where a range was trimmed before it was offloaded), else the
+ *   Tier1 trim point; tier1_trim: LSNs <= it are no longer in Tier1;
+ *   offload: LSNs in (trim, offload] are in Tier2 (0 = nothing
+ *   offloaded).  So Tier2 serves (trim, offload] and Tier1 (tier1_trim,
+ *   tail); LSNs in (offload, tier1_trim], if any, were trimmed before being
+ *   offloaded.  records, bytes: counts of retained records and payload
+ *   bytes, UINT64_MAX if unknown.
+ *   The replication state, from the sequencer of the server that answers
+ *   (epoch 0: the stream is not active there, and released, r, nn are 0):
+ *   released: the last released LSN, which is also the live epoch's LNG
+ *   (last known good: every LSN <= it is acknowledged on R copies; the
+ *   sequencer releases exactly up to its LNG); epoch: the live epoch; lce:
+ *   the log's last clean epoch (every epoch <= lce is recovered or ended
+ *   cleanly); r: the live epoch's replication factor; nn <=
+ *   HS_INFO_NODESET_MAX node ids: its nodeset, in the log record's order.
+ *   tier2_expired: the manifest's expiry point (every LSN <= it was
+ *   deleted from Tier2 by retention; 0 none); tier2_segments: segments in
+ *   the manifest (register entries plus folded ones).  r > nn, or nn >
+ *   HS_INFO_NODESET_MAX, is malformed.  STREAM_LIST's infos leave the
+ *   Tier2 fields 0 and trim = tier1_trim (a manifest read per listed
+ *   stream would make a page cost a register round trip per name), and
+ *   epoch 0 for the streams the answering server does not sequence;
+ *   STREAM_INFO has everything (it activates the stream).
  *
  * STREAM_CREATE (66): u32 n | n * { name | attrs }  -> STATUSES
  *   per entry: 0 (value = the new log id), -HS_EEXIST (value = the
@@ -108,6 +133,14 @@
  *   Trim every record before `before` (resolved now; NONE is malformed).
  *   value = the stream's trim point afterwards (every LSN <= it is
  *   trimmed); trimming never moves it back.
+ * REDIRECTS: STREAM_INFO, STREAM_TRIM and SUB_CREATE activate the stream,
+ *   so an entry whose stream another hs-serve sequences fails with
+ *   -HS_EREDIRECT (docs/replication.md §7).  STREAMS and STATUSES entries
+ *   have no text, so the reply is then preceded by a RESULT with the
+ *   request's id, status -HS_EREDIRECT and message = the sequencer's
+ *   address: one per address, in entry order.  A client sends the refused
+ *   entries again there; a client that does not expect it sees a RESULT
+ *   for its request id before the reply.
  * STREAMS (71): u8 flags | u32 n | n * { i32 status | name | u8 has_info
  *   | info if has_info }
  *   flags HS_LIST_MORE 1 (STREAM_LIST only): more names may follow; send
@@ -157,6 +190,10 @@
  *   reused.  status 0: until, limit or the pinned tail was reached;
  *   -ECANCELED after READ_CANCEL; else the error (-HS_ENOSTREAM stream
  *   deleted, -HS_EUNAVAIL, -HS_ELOCKED subscription in use, ...).
+ *   A READ/SUBSCRIBE refused with -HS_EREDIRECT (another hs-serve
+ *   sequences the stream) gets a RESULT (the READ's request id, status
+ *   -HS_EREDIRECT, message = the sequencer's address) just before READ_END
+ *   -HS_EREDIRECT; the client reads again there.
  *   next_lsn: the LSN after the last record or gap sent, where a new read
  *   would resume (0 if nothing was sent and the start was not resolved).
  * READ_CANCEL (78): u32 read_id  - client -> serve; answered by READ_END.
@@ -207,10 +244,32 @@
  *   hs-admin prints "scope key val" lines or JSON.
  * CLUSTER_STATUS (88): empty  -> CLUSTER_STATUSREPLY
  * CLUSTER_STATUSREPLY (89): u64 cluster_id | u8 healthy | u8 replication
- *   | u16 0 | u32 n | n * { u32 node_id | u8 state | u8 addr_len | addr }
+ *   | u16 0 | u32 streams_active | u32 n | n * peer | u32 m | m * cstream
  *   healthy 1: the metadata registers and the default replication have a
- *   quorum of UP peers (hs-admin cluster status --wait-healthy polls it);
- *   state HS_PEER_UP 1, DOWN 2, STARTING 3, DRAINING 4.
+ *   quorum of UP peers (hs-admin cluster status --wait-healthy polls it).
+ *   streams_active: the streams this server sequences (in memory and
+ *   activating, recovering or active); the m <= HS_STATUS_STREAMS_MAX of
+ *   them listed are the most recently used first.
+ *   peer: u32 node_id | u8 state | u8 flags | u16 0 | u64 pending_bytes
+ *     | u64 connects | u64 losses | i32 last_error | u64 last_error_ms
+ *     | u8 addr_len | addr
+ *     state HS_PEER_UP 1, DOWN 2, STARTING 3 (a local peer being
+ *     (re)started), DRAINING 4; flags HS_PEERF_DATA 1: its node id is
+ *     usable for data (nonzero and unique among the links); node_id 0:
+ *     not known yet (no HELLO); pending_bytes: queued to it and not yet
+ *     sent; connects, losses: connection attempts, lost links;
+ *     last_error: the code (err.h, <= 0) of the link's last failure,
+ *     0 none, and last_error_ms its wall-clock time in unix ms (0 none);
+ *     both stay after the link comes back.  Other states or flags are
+ *     malformed.
+ *   cstream: name | u8 state | u8 r | u8 nn | u8 0 | u32 epoch | u32 lce
+ *     | u64 released | u64 tail | u64 trim | nn * u32 node_id
+ *     state HS_CSTREAM_ACTIVE 1, RECOVERING 2 (its epoch is taken and
+ *     older epochs are being sealed and recovered), WAITING 3 (for R
+ *     peers of a nodeset, or for the epoch register); epoch, lce, r, nn,
+ *     node ids, released (= LNG): as in info above; tail: the next LSN;
+ *     trim: the Tier1 trim point.  Fields not known yet in a state are 0.
+ *     Other states, r > nn or nn > HS_INFO_NODESET_MAX are malformed.
  *
  * TIER2 (DESIGN §8; the manifest format is libpaxos/manifest.h)
  * -----
@@ -312,6 +371,10 @@ enum { HS_LIST_MORE = 1 };            /* STREAMS, SUBS flags */
 enum { HS_CREAD_FOLLOW = 1, HS_CREAD_GAPS = 2 };
 enum { HS_STATS_SERVE = 1, HS_STATS_STREAMS = 2, HS_STATS_PEERS = 4 };
 enum hs_peer_state { HS_PEER_UP = 1, HS_PEER_DOWN, HS_PEER_STARTING, HS_PEER_DRAINING };
+enum { HS_PEERF_DATA = 1 };           /* CLUSTER_STATUSREPLY peer flags */
+enum hs_cstream_state { HS_CSTREAM_ACTIVE = 1, HS_CSTREAM_RECOVERING, HS_CSTREAM_WAITING };
+#define HS_INFO_NODESET_MAX 32        /* = HS_NODESET_MAX (libpaxos/meta.h) */
+#define HS_STATUS_STREAMS_MAX 1000    /* cstreams in one CLUSTER_STATUSREPLY */
 enum { HS_TIER_OP_PUBLISH = 1, HS_TIER_OP_FOLD = 2, HS_TIER_OP_EXPIRE = 3 };
 #define HS_TIER_ENTRY_WIRE 96         /* = HS_MAN_ENTRY_LEN (manifest.h) */
 #define HS_TIER_REF_WIRE 80           /* = HS_MAN_REF_LEN */
@@ -348,6 +411,14 @@ struct hs_stream_info {
 	uint64_t head, tail, trim, tier1_trim, offload;
 	uint64_t records, bytes;   /* UINT64_MAX = unknown */
 	uint64_t created_ms;
+	/* replication (0 when the stream is not active on that server) */
+	uint64_t released;         /* last released LSN = the live epoch's LNG */
+	uint32_t epoch, lce;
+	uint8_t r, nn;             /* live epoch's R; nodeset size */
+	uint32_t nodes[HS_INFO_NODESET_MAX]; /* nodeset node ids, nn used */
+	/* Tier2 */
+	uint64_t tier2_expired;
+	uint32_t tier2_segments;
 };
 
 struct hs_sub_info {
@@ -444,9 +515,12 @@ struct hs_clist {
 	uint8_t sub_len;
 	uint64_t cluster_id;       /* CLUSTER_STATUSREPLY ... */
 	uint8_t healthy, replication;
+	uint32_t streams_active;
+	uint32_t nstreams;         /* ... its cstream entries (after the peers) */
 	/* private */
 	struct hs_rd rd;
-	uint32_t left;
+	uint32_t left, sleft;
+	int in_streams;
 };
 
 /* Decode a body of a list type (APPEND, APPENDED, STREAM_CREATE,
@@ -610,18 +684,38 @@ void hs_msg_kv_add(struct hs_msg_wr *w, const char *scope, const char *key, cons
 void hs_msg_kv_addu(struct hs_msg_wr *w, const char *scope, const char *key, uint64_t val);
 int hs_kv_next(struct hs_clist *l, struct hs_kv_ent *e);
 
-/* CLUSTER_STATUSREPLY */
+/* CLUSTER_STATUSREPLY: begin, hs_msg_peer_add() per peer, then
+ * hs_msg_cstreams_open() once (always, even with no stream), then
+ * hs_msg_cstream_add() per stream, then hs_msg_wr_end().  Reading:
+ * hs_peer_next() gives the peers (l->n of them), hs_cstream_next() the
+ * streams (l->nstreams); calling it first skips the peers. */
 struct hs_peer_ent {
 	uint32_t node_id;
 	uint8_t state;             /* enum hs_peer_state */
+	uint8_t flags;             /* HS_PEERF_* */
+	uint64_t pending_bytes, connects, losses;
+	int32_t last_error;        /* 0 none */
+	uint64_t last_error_ms;    /* unix ms, 0 none */
 	const char *addr;
 	uint8_t addr_len;
 };
+struct hs_cstream_ent {
+	const char *stream;
+	uint8_t stream_len;
+	uint8_t state;             /* enum hs_cstream_state */
+	uint8_t r, nn;
+	uint32_t epoch, lce;
+	uint64_t released, tail, trim;
+	uint32_t nodes[HS_INFO_NODESET_MAX];
+};
 void hs_msg_cluster_statusreply_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id,
-				      uint64_t cluster_id, uint8_t healthy, uint8_t replication);
-void hs_msg_peer_add(struct hs_msg_wr *w, uint32_t node_id, uint8_t state, const char *addr,
-		     uint8_t addr_len);
+				      uint64_t cluster_id, uint8_t healthy, uint8_t replication,
+				      uint32_t streams_active);
+void hs_msg_peer_add(struct hs_msg_wr *w, const struct hs_peer_ent *e);
+void hs_msg_cstreams_open(struct hs_msg_wr *w);
+void hs_msg_cstream_add(struct hs_msg_wr *w, const struct hs_cstream_ent *e);
 int hs_peer_next(struct hs_clist *l, struct hs_peer_ent *e);
+int hs_cstream_next(struct hs_clist *l, struct hs_cstream_ent *e);
 
 /* TIER_INFO: a list of names (hs_msg_name_add, hs_name_next). */
 void hs_msg_tier_info_begin(struct hs_msg_wr *w, struct hs_buf *b, uint64_t id);

@@ -468,6 +468,16 @@ int hs_reader_run(struct hs_reader *rd, volatile sig_atomic_t *stop, const sigse
 			} else if (rd->acks_pending && res.status == -HS_ENOENT) {
 				rd->why = "the subscription was deleted";
 				r = res.status;
+			} else if (res.status == -HS_EREDIRECT) {
+				/* Before the read's READ_END: the stream is
+				 * sequenced elsewhere; res.msg says where. */
+				size_t n = res.msg_len < sizeof(rd->redirect) - 1
+						   ? res.msg_len : sizeof(rd->redirect) - 1;
+
+				memcpy(rd->redirect, res.msg, n);
+				rd->redirect[n] = 0;
+				rd->why = "redirected to another hs-serve";
+				r = res.status;
 			} else if (res.status >= 0) {
 				rd->why = "unexpected RESULT";
 				r = -HS_EPROTO;

@@ -107,6 +107,9 @@ struct hs_reader {
 	const struct hs_reader_ops *ops; /* borrowed */
 	void *arg;
 	const char *why;                /* after -HS_EPROTO: static reason */
+	/* after -HS_EREDIRECT: the address of the hs-serve that sequences the
+	 * stream (client.h "REDIRECTS"; "" if it gave none) */
+	char redirect[256];
 	int sub;                        /* s[0] is a subscription (SUBSCRIBE) */
 	uint32_t acks_pending;          /* ACKs sent, RESULT not yet received */
 	uint64_t acked;                 /* records acknowledged */

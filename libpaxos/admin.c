@@ -15,6 +15,25 @@
  * reads it (and the session in memory, read.c); SUB_LIST is a list of the
  * "u/" keys.  @time positions are not accepted by SUB_CREATE this round
  * (-HS_EUSAGE).
+ *
+ * STATUS.  STREAM_INFO activates each stream (hs_serve_stream_wait), so
+ * its replication figures (epoch, R, nodeset, released = LNG, lce) are the
+ * live sequencer's, then reads the manifest register "t/<log>"
+ * (manifest.h) for Tier2: the offload point, the expiry point, the segment
+ * count, and the stream's head trim (below its first segment, never above
+ * the Tier1 trim).  STREAM_LIST's infos skip that read (a register round
+ * trip per listed name) and give epoch 0 for streams not active here.
+ * CLUSTER_STATUS answers from memory at once: every peer link (node id,
+ * state, queued bytes, counters, last error: peers.h) and the streams in
+ * memory, most recently used first, at most HS_STATUS_STREAMS_MAX.
+ *
+ * REDIRECTS (docs/replication.md §7).  STREAM_INFO, STREAM_TRIM and
+ * SUB_CREATE wait for the stream's activation here, so an entry whose
+ * stream another hs-serve sequences fails with -HS_EREDIRECT.  STREAMS and
+ * STATUSES entries have no text: the reply is preceded by a RESULT with
+ * the request's id, status -HS_EREDIRECT and the sequencer's address as
+ * message, one per address in entry order (hs-admin reconnects there and
+ * repeats the refused entries once).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -25,6 +44,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "manifest.h"
 #include "serve.h"
 
 #define LIST_PAGE 1000
@@ -70,6 +90,16 @@ static void ent_settle(struct ent *e, int status, uint64_t first)
 	free(e);
 }
 
+/* Settle e's entry with the failed stream wait's status and free e; a
+ * redirect carries the sequencer's address (the reply's RESULT, seq.c
+ * hs_serve_creq_reply). */
+static void ent_settle_wait(struct ent *e, struct sstream *s, int status)
+{
+	hs_serve_creq_settle(e->sv, e->rq, e->idx, status, 0, 0, 0,
+			     status == -HS_EREDIRECT ? hs_serve_redirect_addr(s) : "");
+	free(e);
+}
+
 /* Done callbacks: a cancelled change (the server is closing) settles
  * nothing; free e and return 1. */
 static int ent_cancelled(struct ent *e, int status)
@@ -93,12 +123,8 @@ static int ent_change(struct ent *e, key_fn key, hs_reg_fn fn, hs_reg_done_fn do
 	return 0;
 }
 
-/* Decode a list request of type and open its creq, with one extra hold
- * released by list_end.  NULL when the request is answered already (a
- * malformed body closes the connection with malformed; an empty list
- * replies at once). */
-static struct creq *list_begin(struct serve *sv, struct cconn *cc, const struct hs_frame *f,
-			       uint16_t type, const char *malformed, struct hs_clist *l)
+struct creq *hs_serve_list_begin(struct serve *sv, struct cconn *cc, const struct hs_frame *f,
+				 uint16_t type, const char *malformed, struct hs_clist *l)
 {
 	struct creq *rq;
 
@@ -115,7 +141,7 @@ static struct creq *list_begin(struct serve *sv, struct cconn *cc, const struct 
 	return rq;
 }
 
-static void list_end(struct serve *sv, struct creq *rq)
+void hs_serve_list_end(struct serve *sv, struct creq *rq)
 {
 	if (--rq->left == 0)
 		hs_serve_creq_reply(sv, rq);
@@ -130,7 +156,7 @@ static void for_each_name(struct serve *sv, struct cconn *cc, const struct hs_fr
 {
 	struct hs_clist l;
 	struct hs_name_ent e;
-	struct creq *rq = list_begin(sv, cc, f, type, malformed, &l);
+	struct creq *rq = hs_serve_list_begin(sv, cc, f, type, malformed, &l);
 
 	if (!rq)
 		return;
@@ -142,7 +168,7 @@ static void for_each_name(struct serve *sv, struct cconn *cc, const struct hs_fr
 		ent_change(ent_new(sv, rq, i, e.name, e.name_len, ctx_size), key, fn, done,
 			   -HS_EDATA);
 	}
-	list_end(sv, rq);
+	hs_serve_list_end(sv, rq);
 }
 
 /* ---- stream admin ------------------------------------------------------- */
@@ -185,8 +211,9 @@ void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_fram
 {
 	struct hs_clist l;
 	struct hs_create_ent e;
-	struct creq *rq = list_begin(sv, cc, f, HS_MSG_STREAM_CREATE,
-				     "malformed STREAM_CREATE body", &l);
+	struct creq *rq =
+	    hs_serve_list_begin(sv, cc, f, HS_MSG_STREAM_CREATE,
+				"malformed STREAM_CREATE body", &l);
 
 	if (!rq)
 		return;
@@ -210,7 +237,7 @@ void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_fram
 		if (ent_change(&a->e, hs_meta_skey, fn_create, create_done, -HS_EDATA) == 0)
 			sv->creates++;
 	}
-	list_end(sv, rq);
+	hs_serve_list_end(sv, rq);
 }
 
 static int fn_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -271,6 +298,21 @@ void hs_serve_on_delete(struct serve *sv, struct cconn *cc, const struct hs_fram
 
 /* ---- stream info and trim ------------------------------------------------ */
 
+/* The replication figures of s into in (epoch 0 when s is not active). */
+static void fill_repl(const struct sstream *s, struct hs_stream_info *in)
+{
+	in->lce = s->lr.lce;
+	if (s->state != S_ACTIVE)
+		return;
+	in->epoch = s->epoch;
+	in->released = s->released;
+	in->r = s->r;
+	in->nn = s->nn > HS_INFO_NODESET_MAX ? HS_INFO_NODESET_MAX : s->nn;
+	in->r = in->r > in->nn ? in->nn : in->r;
+	memcpy(in->nodes, s->ns, in->nn * sizeof(in->nodes[0]));
+}
+
+/* What s in memory knows; Tier2 is added by tier_fill (STREAM_INFO). */
 static void fill_info(const struct sstream *s, struct hs_stream_info *in)
 {
 	memset(in, 0, sizeof(*in));
@@ -288,6 +330,50 @@ static void fill_info(const struct sstream *s, struct hs_stream_info *in)
 	in->records = hs_serve_stream_count(s);
 	in->bytes = UINT64_MAX;
 	in->created_ms = s->rec.created_ms;
+	fill_repl(s, in);
+}
+
+/* Add the manifest register's value (val[0..len), manifest.h) to in: the
+ * offload point, Tier2's expiry point and segment count, and the stream's
+ * head trim, which is below its first segment when it has any.  A value
+ * that does not decode leaves in as Tier1 alone. */
+static void tier_fill(struct hs_stream_info *in, const uint8_t *val, size_t len)
+{
+	struct hs_man m;
+	uint64_t first = 0, t2records = 0;
+	int all_counted = 1;
+
+	if (hs_man_dec(val, len, &m) < 0)
+		goto out;
+	in->offload = m.offload;
+	in->tier2_expired = m.expired;
+	in->tier2_segments = m.nentries;
+	for (uint16_t k = 0; k < m.nrefs; k++)
+		in->tier2_segments += m.refs[k].nentries;
+	/* A folded object records no record counts, only its entries. */
+	all_counted = !m.nrefs;
+	for (uint16_t k = 0; k < m.nentries; k++)
+		t2records += m.entries[k].records;
+	if (m.nrefs)
+		first = m.refs[0].first_lsn;
+	else if (m.nentries)
+		first = m.entries[0].first_lsn;
+	if (first) {
+		/* Everything below the first segment is gone from both tiers
+		 * (expired, or trimmed from Tier1 before being offloaded). */
+		in->trim = first - 1 > m.expired ? first - 1 : m.expired;
+		if (in->trim > in->tier1_trim)
+			in->trim = in->tier1_trim; /* never claim more than Tier1 lost */
+		if (in->head > first)
+			in->head = first;
+		if (in->records != UINT64_MAX)
+			in->records = all_counted ? in->records + t2records : UINT64_MAX;
+	}
+	/* No segment: Tier1 alone says what is gone (an expiry beyond the
+	 * Tier1 trim, after an offloader died before trimming, leaves those
+	 * LSNs readable in Tier1). */
+out:
+	hs_man_free(&m);
 }
 
 /* STREAM_INFO: one STREAMS reply for the whole request, built when every
@@ -300,6 +386,7 @@ struct inforeq {
 	struct infoent {
 		struct adm a;
 		int32_t status;
+		const char *redirect; /* -HS_EREDIRECT: the address (sv->owners) */
 		struct hs_stream_info info;
 	} *e;
 	LIST_ENTRY(inforeq) link;
@@ -311,7 +398,18 @@ static void inforeq_done(struct serve *sv, struct inforeq *q)
 		LIST_REMOVE(q, link);
 	if (q->cc && !hs_conn_closing(q->cc->c)) {
 		struct hs_msg_wr w;
+		const char *last = "";
 
+		/* Redirects first, as hs_serve_creq_reply() does for STATUSES:
+		 * one RESULT per address, in entry order. */
+		for (uint32_t i = 0; i < q->n; i++) {
+			const char *ra = q->e[i].redirect;
+
+			if (q->e[i].status != -HS_EREDIRECT || !ra || !ra[0] || !strcmp(ra, last))
+				continue;
+			hs_msg_result_encf(hs_conn_out(q->cc->c), q->id, -HS_EREDIRECT, "%s", ra);
+			last = ra;
+		}
 		hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
 		for (uint32_t i = 0; i < q->n; i++)
 			hs_msg_streams_add(&w, q->e[i].status, q->e[i].a.e.name, q->e[i].a.e.nlen,
@@ -322,17 +420,52 @@ static void inforeq_done(struct serve *sv, struct inforeq *q)
 	free(q);
 }
 
+static void infoent_settle(struct serve *sv, struct infoent *ie, int status)
+{
+	struct inforeq *q = (struct inforeq *)ie->a.e.rq;
+
+	ie->status = status;
+	if (--q->left == 0)
+		inforeq_done(sv, q);
+}
+
+static int fn_man_read(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+		       struct hs_buf *out)
+{
+	return HS_REG_SAME;
+}
+
+static void info_man_done(void *arg, int status, const uint8_t *val, size_t len,
+			  uint64_t version)
+{
+	struct infoent *ie = arg;
+
+	if (status == -ECANCELED)
+		return; /* the server is closing: nothing is sent */
+	if (status == 0)
+		tier_fill(&ie->info, val, len);
+	infoent_settle(ie->a.e.sv, ie, status);
+}
+
+/* Active: the figures in memory, then the manifest register "t/<log>"
+ * for Tier2 (one register read; an absent register is the empty
+ * manifest). */
 static void info_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
 {
 	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
 	struct infoent *ie = (struct infoent *)a;
-	struct inforeq *q = (struct inforeq *)a->e.rq;
+	uint8_t key[16];
 
-	ie->status = status;
-	if (!status)
-		fill_info(s, &ie->info);
-	if (--q->left == 0)
-		inforeq_done(sv, q);
+	if (status < 0) {
+		if (status == -HS_EREDIRECT)
+			ie->redirect = hs_serve_redirect_addr(s);
+		infoent_settle(sv, ie, status);
+		return;
+	}
+	fill_info(s, &ie->info);
+	if (hs_serve_reg_change(sv, key, hs_man_key(key, s->rec.log), fn_man_read, info_man_done,
+				ie) < 0)
+		infoent_settle(sv, ie, -HS_EINTERNAL);
 }
 
 void hs_serve_on_info(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
@@ -418,8 +551,12 @@ static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	uint8_t key[16];
 	uint64_t before, t;
 
-	if (status < 0 || a->pos.kind == HS_POS_TIME) {
-		ent_settle(&a->e, status < 0 ? status : -HS_EUSAGE, 0);
+	if (status < 0) {
+		ent_settle_wait(&a->e, s, status);
+		return;
+	}
+	if (a->pos.kind == HS_POS_TIME) {
+		ent_settle(&a->e, -HS_EUSAGE, 0);
 		return;
 	}
 	before = hs_serve_resolve(s, &a->pos);
@@ -442,8 +579,8 @@ void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame 
 {
 	struct hs_clist l;
 	struct hs_trim_ent e;
-	struct creq *rq = list_begin(sv, cc, f, HS_MSG_STREAM_TRIM, "malformed STREAM_TRIM body",
-				     &l);
+	struct creq *rq = hs_serve_list_begin(sv, cc, f, HS_MSG_STREAM_TRIM,
+					      "malformed STREAM_TRIM body", &l);
 
 	if (!rq)
 		return;
@@ -459,7 +596,7 @@ void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame 
 		a->w.fn = trim_ready;
 		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
 	}
-	list_end(sv, rq);
+	hs_serve_list_end(sv, rq);
 }
 
 struct subadm {
@@ -500,7 +637,7 @@ static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w,
 	if (status >= 0 && a->from.kind == HS_POS_TIME)
 		status = -HS_EUSAGE; /* @time: not this round (design comment) */
 	if (status < 0) {
-		ent_settle(&a->e, status, 0);
+		ent_settle_wait(&a->e, s, status);
 		return;
 	}
 	a->rec.log = s->rec.log;
@@ -516,8 +653,8 @@ void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_
 {
 	struct hs_clist l;
 	struct hs_subcreate_ent e;
-	struct creq *rq = list_begin(sv, cc, f, HS_MSG_SUB_CREATE, "malformed SUB_CREATE body",
-				     &l);
+	struct creq *rq = hs_serve_list_begin(sv, cc, f, HS_MSG_SUB_CREATE,
+					      "malformed SUB_CREATE body", &l);
 
 	if (!rq)
 		return;
@@ -539,7 +676,7 @@ void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_
 		a->w.fn = subcreate_ready;
 		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
 	}
-	list_end(sv, rq);
+	hs_serve_list_end(sv, rq);
 }
 
 static int fn_sub_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -984,6 +1121,9 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 		hs_msg_kv_addu(&w, "serve", "reads", sv->reads);
 		hs_msg_kv_addu(&w, "serve", "records_delivered", sv->records_delivered);
 		hs_msg_kv_addu(&w, "serve", "activations", sv->activations);
+		hs_msg_kv_addu(&w, "serve", "redirects", sv->redirects);
+		hs_msg_kv_addu(&w, "serve", "takeovers", sv->takeovers);
+		hs_msg_kv_addu(&w, "serve", "owner_probes", sv->owner_probes);
 		hs_msg_kv_addu(&w, "serve", "sub_sessions", sv->sub_sessions);
 		hs_msg_kv_addu(&w, "serve", "sub_redelivered", sv->sub_redelivered);
 		hs_msg_kv_addu(&w, "serve", "sub_dropped", sv->sub_dropped);
@@ -1046,9 +1186,22 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 	hs_msg_wr_end(&w);
 }
 
+static uint8_t cstream_state(const struct sstream *s)
+{
+	switch (s->state) {
+	case S_ACTIVE:
+		return HS_CSTREAM_ACTIVE;
+	case S_RECOVERING:
+		return HS_CSTREAM_RECOVERING;
+	}
+	return HS_CSTREAM_WAITING;
+}
+
 void hs_serve_on_cluster_status(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_msg_wr w;
+	struct sstream *s;
+	uint32_t nact = 0, sent = 0;
 	int up = 0, dup = 0;
 
 	if (hs_msg_cluster_status_dec(f->body, f->body_len) < 0) {
@@ -1061,17 +1214,56 @@ void hs_serve_on_cluster_status(struct serve *sv, struct cconn *cc, const struct
 	 * epochs of the default replication. */
 	for (int i = 0; i < sv->npeers; i++)
 		dup += sv->sp[i].node && hs_peers_is_up(sv->peers, i);
+	TAILQ_FOREACH(s, &sv->lru, lru)
+		nact += s->state != S_LOOKUP && s->state != S_DEAD;
 	hs_msg_cluster_statusreply_begin(&w, hs_conn_out(cc->c), f->id, 0,
 					 up >= sv->npeers / 2 + 1 && dup >= sv->replication,
-					 sv->replication);
+					 sv->replication, nact);
 	for (int i = 0; i < sv->npeers; i++) {
-		const char *a = hs_peers_addr(sv->peers, i);
-		size_t al = strlen(a);
+		struct hs_peer_ent p = { 0 };
+		size_t al;
 
-		hs_msg_peer_add(&w, hs_peers_node_id(sv->peers, i),
-				hs_peers_is_up(sv->peers, i) ? HS_PEER_UP
-				: (i < sv->nchildren ? HS_PEER_STARTING : HS_PEER_DOWN),
-				a, (uint8_t)(al > 255 ? 255 : al));
+		p.node_id = hs_peers_node_id(sv->peers, i);
+		p.state = hs_peers_is_up(sv->peers, i) ? HS_PEER_UP
+			  : (i < sv->nchildren ? HS_PEER_STARTING : HS_PEER_DOWN);
+		p.flags = sv->sp[i].node ? HS_PEERF_DATA : 0;
+		p.pending_bytes = hs_peers_pending(sv->peers, i);
+		hs_peers_counters(sv->peers, i, &p.connects, &p.losses);
+		p.last_error = hs_peers_last_error(sv->peers, i, &p.last_error_ms);
+		p.addr = hs_peers_addr(sv->peers, i);
+		al = strlen(p.addr);
+		p.addr_len = (uint8_t)(al > 255 ? 255 : al);
+		hs_msg_peer_add(&w, &p);
+	}
+	hs_msg_cstreams_open(&w);
+	/* Most recently used first (the LRU's head). */
+	TAILQ_FOREACH(s, &sv->lru, lru) {
+		struct hs_cstream_ent e = { 0 };
+
+		if (s->state == S_LOOKUP || s->state == S_DEAD)
+			continue;
+		if (sent == HS_STATUS_STREAMS_MAX)
+			break;
+		e.stream = s->name;
+		e.stream_len = s->nlen;
+		e.state = cstream_state(s);
+		e.lce = s->lr.lce;
+		e.trim = s->trim;
+		if (s->state == S_ACTIVE || s->state == S_RECOVERING) {
+			/* The epoch and nodeset are set once it is activated. */
+			e.epoch = s->epoch;
+			e.r = s->r;
+			e.nn = s->nn > HS_INFO_NODESET_MAX ? HS_INFO_NODESET_MAX : s->nn;
+			if (e.r > e.nn)
+				e.r = e.nn;
+			memcpy(e.nodes, s->ns, e.nn * sizeof(e.nodes[0]));
+		}
+		if (s->state == S_ACTIVE) {
+			e.released = s->released;
+			e.tail = hs_serve_stream_tail(s);
+		}
+		hs_msg_cstream_add(&w, &e);
+		sent++;
 	}
 	hs_msg_wr_end(&w);
 }

@@ -37,7 +37,9 @@ void hs_srec_enc(const struct hs_srec *r, struct hs_buf *out)
 
 void hs_lrec_enc(const struct hs_lrec *r, struct hs_buf *out)
 {
-	hs_w8(out, 2);
+	size_t alen = strnlen(r->owner_addr, HS_LREC_ADDR_MAX);
+
+	hs_w8(out, 3);
 	hs_w8(out, 0);
 	hs_w16(out, 0);
 	hs_w32(out, r->epoch);
@@ -60,6 +62,9 @@ void hs_lrec_enc(const struct hs_lrec *r, struct hs_buf *out)
 		for (uint8_t j = 0; j < e->nn; j++)
 			hs_w32(out, e->nodes[j]);
 	}
+	hs_w64(out, r->owner);
+	hs_w8(out, (uint8_t)alen);
+	hs_buf_append(out, r->owner_addr, alen);
 }
 
 int hs_srec_dec(const uint8_t *p, size_t len, struct hs_srec *r)
@@ -91,7 +96,7 @@ int hs_lrec_dec(const uint8_t *p, size_t len, struct hs_lrec *r)
 		r->trim = hs_get64(p + 8);
 		return 1;
 	}
-	if (len < HS_LREC_LEN || p[0] != 2)
+	if (len < HS_LREC_LEN || (p[0] != 2 && p[0] != 3))
 		return -HS_EDATA;
 	r->epoch = hs_get32(p + 4);
 	r->trim = hs_get64(p + 8);
@@ -120,6 +125,19 @@ int hs_lrec_dec(const uint8_t *p, size_t len, struct hs_lrec *r)
 		for (uint8_t j = 0; j < e->nn; j++)
 			e->nodes[j] = hs_get32(p + off + 4u * j);
 		off += 4u * e->nn;
+	}
+	if (p[0] == 3) {
+		size_t alen;
+
+		if (len - off < 9)
+			goto bad;
+		r->owner = hs_get64(p + off);
+		alen = p[off + 8];
+		off += 9;
+		if (len - off < alen)
+			goto bad;
+		memcpy(r->owner_addr, p + off, alen);
+		r->owner_addr[alen] = 0;
 	}
 	return 1;
 bad:

@@ -21,9 +21,17 @@
  * A deleted record keeps its log id (so the log can still be trimmed and
  * audited); creating the name again writes a new record with a new log id.
  *
- * log record (version 2), 24 + the epoch entries' bytes:
- *   u8 version (2) | u8 0 | u16 0 | u32 epoch | u64 trim | u32 lce
+ * log record (version 3), 24 + the epoch entries' bytes + 9 + addr_len:
+ *   u8 version (3) | u8 0 | u16 0 | u32 epoch | u64 trim | u32 lce
  *   | u16 nepochs | u16 0 | nepochs * epoch entry, oldest epoch first
+ *   | u64 owner | u8 addr_len | addr
+ * owner, addr: the sequencer that activated `epoch` (the live epoch): its
+ * serve id (nonzero; 0 = unknown) and the client address it advertises
+ * (hs-serve --advertise; empty = none), so that another hs-serve asked
+ * for the stream can send clients there instead of taking the stream
+ * over (docs/replication.md §7).  Written by every activation; other
+ * changes (recovery, trim) keep them.  Version 2 records (the same
+ * without the owner section) decode with owner 0 and no address.
  * epoch: the last epoch a sequencer activated (0 = never).  A sequencer
  * activates by changing it to epoch + 1 in one register change (which
  * also appends that epoch's entry), so every incarnation of every
@@ -81,6 +89,7 @@
 #define HS_UREC_LEN 40           /* without the stream name */
 #define HS_UREC_DELETED 1
 #define HS_META_NAME_MAX 253     /* "s/" + name within a register key */
+#define HS_LREC_ADDR_MAX 255     /* owner address bytes */
 
 struct hs_srec {
 	uint8_t flags;           /* HS_SREC_* */
@@ -109,6 +118,8 @@ struct hs_lrec {
 	uint32_t lce;
 	uint16_t nepochs;
 	struct hs_lepoch *epochs;
+	uint64_t owner;               /* serve id of the live epoch's sequencer, 0 none */
+	char owner_addr[HS_LREC_ADDR_MAX + 1]; /* its client address, NUL-terminated */
 };
 
 struct hs_urec {

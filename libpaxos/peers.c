@@ -37,6 +37,8 @@ struct link {
 	struct req **tab;         /* hash by id: nb buckets (power of 2) */
 	size_t nb, nreq;
 	uint64_t connects, losses;
+	int last_err;             /* last failure (<= 0) and its wall ms */
+	uint64_t last_err_ms;
 };
 
 struct hs_peers {
@@ -181,6 +183,9 @@ static void on_closed(struct hs_conn *c, int err, void *arg)
 	k->c = NULL;
 	k->up = 0;
 	k->losses += was_up;
+	/* A close without a code is the peer going away (EOF). */
+	k->last_err = err ? err : -ECONNRESET;
+	k->last_err_ms = hs_wall_ms();
 	if (was_up || !k->warned)
 		hs_warn("peer %s: %s; reconnecting", k->addr,
 			was_up ? (err ? hs_strerror(err) : "connection closed")
@@ -218,6 +223,8 @@ static void link_connect(struct link *k)
 	k->connects++;
 	fd = hs_net_connect(k->addr, 1);
 	if (fd < 0) {
+		k->last_err = fd;
+		k->last_err_ms = hs_wall_ms();
 		if (!k->warned)
 			hs_info("peer %s: cannot connect (%s); retrying", k->addr, hs_strerror(fd));
 		k->warned = 1;
@@ -366,6 +373,12 @@ void hs_peers_kick(struct hs_peers *ps, int idx)
 	k->retry = 0;
 	k->backoff = BACKOFF_MIN_MS;
 	link_connect(k);
+}
+
+int hs_peers_last_error(const struct hs_peers *ps, int idx, uint64_t *when_ms)
+{
+	*when_ms = ps->links[idx].last_err_ms;
+	return ps->links[idx].last_err;
 }
 
 void hs_peers_counters(const struct hs_peers *ps, int idx, uint64_t *connects, uint64_t *losses)

@@ -89,5 +89,9 @@ void hs_peers_kick(struct hs_peers *ps, int idx);
 
 /* Counters for stats: connects attempted, link losses. */
 void hs_peers_counters(const struct hs_peers *ps, int idx, uint64_t *connects, uint64_t *losses);
+/* The last failure of link idx (a failed connect, a lost or refused link:
+ * a negative code, err.h), 0 if none yet; *when_ms its wall-clock time in
+ * unix ms (0 none).  Kept after the link comes back. */
+int hs_peers_last_error(const struct hs_peers *ps, int idx, uint64_t *when_ms);
 
 #endif

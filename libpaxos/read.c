@@ -18,7 +18,11 @@
  * DATALOSS only on evidence).  A recovered epoch is read with
  * HS_READ_IGNORE_RELEASED up to its `end` (its slots are final; a peer's
  * release point may lag), the live one without (the peers stop at what
- * was released).  Slots below the trim point are one TRIM gap; slots of
+ * was released).  Slots below the trim point are served from Tier2 by
+ * t2read.c when hs-serve has --tier (through t2_out: the same DELIVER,
+ * gap and credit code; it hands the read back here at the first slot
+ * above the trim point, and "head" and @time look there first), else
+ * they are one TRIM gap; slots of
  * epochs without an entry, and the slots after a recovered epoch's end,
  * one BRIDGE gap (coalesced across epochs).  When the merge is done the
  * next epoch is opened.  Runs the merge hands out become DELIVER runs
@@ -80,6 +84,7 @@
 #include "pos.h"
 #include "run.h"
 #include "serve.h"
+#include "t2read.h"
 
 #define READ_CAP_REC 65536u            /* peer read credit per input */
 #define READ_CAP_BYTES (4u << 20)
@@ -236,6 +241,8 @@ struct rpeer {
 	uint32_t sflags;          /* START's flags */
 	int n, rf;                /* nodeset size, replication */
 	int finished;             /* the limit was reached while handing out */
+	int fenced;               /* the live epoch was recovered by another
+				   * sequencer (see m_gap) */
 	uint64_t timer;
 	uint64_t blocked_since;   /* ms; 0 = not blocked */
 	struct rin in[HS_NODESET_MAX];
@@ -317,6 +324,13 @@ static void m_gap(void *arg, uint64_t lo, uint64_t hi, int kind)
 {
 	struct cread *r = arg;
 
+	if (kind == HS_MERGE_DATALOSS && r->rp->epoch == r->s->epoch && lo > r->s->released) {
+		/* Peers passed a slot of our live epoch that we never released:
+		 * another sequencer sealed and recovered the epoch (we are a
+		 * paused or cut-off zombie).  Not a loss: stop (read_pump). */
+		r->rp->fenced = 1;
+		return;
+	}
 	if (kind == HS_MERGE_DATALOSS) {
 		char a[32], b[32];
 
@@ -353,7 +367,7 @@ static uint32_t m_deliver(void *arg, uint64_t first, const struct hs_run *rr, ui
 	uint64_t n, pay;
 	size_t before;
 
-	if (r->rp->finished)
+	if (r->rp->finished || r->rp->fenced)
 		return 0;
 	if (!r->cc || hs_conn_closing(r->cc->c)) {
 		r->next = lo + cnt; /* nobody to send to: the read ends soon */
@@ -395,6 +409,32 @@ static uint32_t m_deliver(void *arg, uint64_t first, const struct hs_run *rr, ui
 
 static const struct hs_merge_out merge_out = { m_deliver, m_gap };
 
+/* The Tier2 read's DELIVER (t2read.h): a whole run built from a segment
+ * block, with m_deliver's framing and accounting. */
+static void t2_deliver(struct serve *sv, struct cread *r, uint64_t first, const void *run,
+		       size_t len, uint32_t n, uint64_t pay)
+{
+	struct hs_buf *out = hs_conn_out(r->cc->c);
+
+	out_gap_flush(r);
+	if (r->dw_open && hs_msg_wr_size(&r->dw) + len + 12 > DELIVER_TARGET)
+		out_close(r);
+	if (!r->dw_open) {
+		hs_msg_deliver_begin(&r->dw, out, r->req, r->read_id);
+		r->dw_open = 1;
+	}
+	hs_msg_deliver_run(&r->dw, first, run, len);
+	r->sent += n;
+	r->cl_rec -= (int64_t)n;
+	r->cl_bytes -= (int64_t)pay;
+	sv->records_delivered += n;
+	r->next = first + n;
+	if (r->sub)
+		hs_serve_sub_delivered(sv, r, first, n, pay);
+}
+
+static const struct hs_t2_out t2_out = { read_gap, client_room, t2_deliver };
+
 /* STOP input i's stream (if open) and drop its registration. */
 static void rin_stop(struct serve *sv, struct rin *in)
 {
@@ -404,6 +444,11 @@ static void rin_stop(struct serve *sv, struct rin *in)
 		return;
 	in->open = 0;
 	hs_peers_forget(sv->peers, in->idx, in->req);
+	/* Past until the peer has ended the stream itself (its END is in
+	 * flight, behind the RECORDS that completed the merge): a STOP would
+	 * only earn a "no such read stream" failure. */
+	if (hs_merge_pos(in->rp->m, in->i) > in->rp->until)
+		return;
 	out = hs_peers_out(sv->peers, in->idx);
 	if (out) {
 		struct hs_stop st = { .stream = in->sid };
@@ -577,8 +622,8 @@ static int read_epoch(const struct sstream *s, uint64_t next, struct hs_lepoch *
 }
 
 /* Start merging the epoch r->next is in (after the gaps before it).
- * Returns 1 (r->rp set up), 0 (nothing more to read: until passed) or a
- * negative code. */
+ * Returns 1 (r->rp set up), 2 (r->next is below the Tier1 trim: r->t2 set
+ * up), 0 (nothing more to read: until passed) or a negative code. */
 static int seg_open(struct serve *sv, struct cread *r)
 {
 	struct sstream *s = r->s;
@@ -592,6 +637,9 @@ static int seg_open(struct serve *sv, struct cread *r)
 		if (r->until && r->next >= r->until)
 			return 0;
 		if (r->next <= s->trim) {
+			/* Below the Tier1 trim: Tier2 (t2read.c), else a TRIM gap. */
+			if (hs_t2_read_begin(sv, r))
+				return 2;
 			read_gap(sv, r, r->next, s->trim < last ? s->trim : last, HS_MERGE_TRIM);
 			continue;
 		}
@@ -645,6 +693,25 @@ static int seg_open(struct serve *sv, struct cread *r)
 
 static void rp_tick(struct hs_loop *l, void *arg);
 
+/* r's live epoch was recovered elsewhere: end r as a connection-level
+ * failure (-F clients reconnect and are redirected to the new sequencer)
+ * and stop sequencing the stream, as a STORE refused with -HS_ESEALED
+ * would. */
+static void read_fenced(struct serve *sv, struct cread *r)
+{
+	struct sstream *s = r->s;
+	uint32_t epoch = r->rp->epoch;
+
+	out_flush(r);
+	/* Kill first: r's ref keeps s alive until r ends. */
+	if (s->state == S_ACTIVE && s->epoch == epoch) {
+		hs_warn("stream '%s': epoch %u recovered by a newer sequencer", s->name, epoch);
+		sv->fenced++;
+		hs_serve_stream_kill(sv, s, -HS_ESEALED);
+	}
+	hs_serve_read_end(sv, r, -HS_EUNAVAIL);
+}
+
 /* Hand out what the merge can, walk on to the next epoch when one is done,
  * end r when its range is; else pass credit on and watch for a stall. */
 static void read_pump(struct serve *sv, struct cread *r)
@@ -653,8 +720,23 @@ static void read_pump(struct serve *sv, struct cread *r)
 	int st = HS_MERGE_MORE, rc;
 
 	while (r->state == R_RUN && !r->mem) {
+		if (r->t2) {
+			if (!r->cc || hs_conn_closing(r->cc->c)) {
+				hs_serve_read_end(sv, r, -ECANCELED);
+				return;
+			}
+			rc = hs_t2_read_pump(sv, r, &t2_out);
+			if (rc == HS_T2_DONE)
+				continue; /* above the Tier1 trim: the peers go on */
+			out_flush(r);
+			if (rc != HS_T2_WAIT)
+				hs_serve_read_end(sv, r, rc == HS_T2_LIMIT ? 0 : rc);
+			return;
+		}
 		if (!r->rp) {
 			rc = seg_open(sv, r);
+			if (rc == 2)
+				continue;
 			if (rc <= 0) {
 				out_flush(r);
 				if (!rc && r->until && r->next < r->until)
@@ -664,6 +746,10 @@ static void read_pump(struct serve *sv, struct cread *r)
 			}
 		}
 		st = hs_merge_step(r->rp->m);
+		if (r->rp->fenced) {
+			read_fenced(sv, r);
+			return;
+		}
 		if (r->rp->finished) {
 			out_flush(r);
 			hs_serve_read_end(sv, r, 0);
@@ -841,10 +927,16 @@ void hs_serve_read_end(struct serve *sv, struct cread *r, int status)
 	if (r->state == R_DONE)
 		return;
 	hs_serve_read_stop_peer(sv, r);
+	hs_t2_read_stop(sv, r);
 	out_flush(r);
 	m.next_lsn = r->next;
 	r->state = R_DONE;
 	if (r->cc && !r->child) {
+		/* A redirect names the stream's sequencer in a RESULT with the
+		 * read's request id just before READ_END (proto_client.h). */
+		if (!hs_conn_closing(r->cc->c) && status == -HS_EREDIRECT && r->s)
+			hs_msg_result_encf(hs_conn_out(r->cc->c), r->req, status, "%s",
+					   hs_serve_redirect_addr(r->s));
 		if (!hs_conn_closing(r->cc->c))
 			hs_msg_read_end_enc(hs_conn_out(r->cc->c), r->req, &m);
 		LIST_REMOVE(r, link);
@@ -866,7 +958,7 @@ void hs_serve_read_grant(struct serve *sv, struct cread *r)
 		hs_serve_mem_push(sv, r);
 		return;
 	}
-	if (r->state != R_RUN || !r->rp || !r->cc || hs_conn_closing(r->cc->c) ||
+	if (r->state != R_RUN || (!r->rp && !r->t2) || !r->cc || hs_conn_closing(r->cc->c) ||
 	    hs_conn_out_pending(r->cc->c) >= HS_CONN_HIGH_WATER)
 		return;
 	read_pump(sv, r);
@@ -891,10 +983,24 @@ static void read_resolved(struct serve *sv, struct cread *r)
 
 	if (r->pfrom.kind != HS_POS_TIME)
 		r->from = hs_serve_resolve(s, &r->pfrom);
+	if (r->pfrom.kind == HS_POS_HEAD && !r->pfrom.offset) {
+		uint64_t h;
+
+		/* Records offloaded to Tier2 come first (its manifest is
+		 * cached: read_ready waited for it). */
+		if (hs_t2_head(sv, s, &h, NULL, NULL) == 1 && h < r->from)
+			r->from = h;
+	}
 	if (r->puntil.kind == HS_POS_NONE)
 		r->until = (r->flags & HS_CREAD_FOLLOW) ? 0 : hs_serve_stream_tail(s);
 	else if (r->puntil.kind != HS_POS_TIME)
 		r->until = hs_serve_resolve(s, &r->puntil);
+	/* A read that does not follow never waits for new records: its end
+	 * is at most the pinned tail.  Past it, the live epoch's peer streams
+	 * would stop at the release point and wait for a RELEASE (the merge
+	 * neither done nor blocked): no READ_END ever. */
+	if (!(r->flags & HS_CREAD_FOLLOW) && (!r->until || r->until > hs_serve_stream_tail(s)))
+		r->until = hs_serve_stream_tail(s);
 	if (r->from < HS_LSN(1, 1))
 		r->from = HS_LSN(1, 1);
 	if ((r->flags & HS_CREAD_FOLLOW) && !r->child) {
@@ -913,6 +1019,8 @@ static void read_resolved(struct serve *sv, struct cread *r)
 }
 
 static int read_locate(struct serve *sv, struct cread *r);
+static void read_positions(struct serve *sv, struct cread *r);
+static void t2_head_ready(struct serve *sv, void *arg);
 
 static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
 {
@@ -933,12 +1041,41 @@ static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 		hs_serve_read_end(sv, r, status);
 		return;
 	}
+	if (r->pfrom.kind == HS_POS_HEAD && !r->pfrom.offset &&
+	    hs_t2_head(sv, s, &(uint64_t){ 0 }, t2_head_ready, r) == HS_T2_HEAD_WAIT) {
+		/* "head" may be in Tier2: its manifest first. */
+		r->locating++;
+		r->state = R_LOCATE;
+		return;
+	}
+	read_positions(sv, r);
+}
+
+/* Resolve r's positions: LOCATE for @time, else at once. */
+static void read_positions(struct serve *sv, struct cread *r)
+{
 	if (r->pfrom.kind == HS_POS_TIME || r->puntil.kind == HS_POS_TIME) {
 		if (read_locate(sv, r) < 0)
 			hs_serve_read_end(sv, r, -HS_EUNAVAIL);
 		return;
 	}
 	read_resolved(sv, r);
+}
+
+/* The manifest hs_t2_head waited for is loaded (or failed: then "head" is
+ * Tier1's). */
+static void t2_head_ready(struct serve *sv, void *arg)
+{
+	struct cread *r = arg;
+
+	r->locating--;
+	if (r->state == R_DONE) {
+		if (!r->locating)
+			free(r);
+		return;
+	}
+	r->state = R_WAIT;
+	read_positions(sv, r);
 }
 
 /* One LOCATE in flight: which end of which read. */
@@ -1034,8 +1171,11 @@ static void on_located(void *arg, int idx, const struct hs_frame *f)
 		}
 	}
 	/* 0: no record at or after the time: the tail. */
-	if (r->pfrom.kind == HS_POS_TIME)
+	if (r->pfrom.kind == HS_POS_TIME) {
 		r->from = r->loc_lsn[0] ? r->loc_lsn[0] : hs_serve_stream_tail(r->s);
+		/* The peers only know Tier1: look in Tier2 first. */
+		hs_t2_time_from(sv, r, r->pfrom.time_ms < 0 ? 0 : (uint64_t)r->pfrom.time_ms);
+	}
 	if (r->puntil.kind == HS_POS_TIME)
 		r->until = r->loc_lsn[1] ? r->loc_lsn[1] : hs_serve_stream_tail(r->s);
 	r->state = R_WAIT;

@@ -18,6 +18,25 @@
  * stream: its unacknowledged appends fail with -HS_ESEALED, it stops
  * sequencing, and its next user activates it again with a new epoch.
  *
+ * OWNERSHIP (docs/replication.md §7).  The activation's register change
+ * also writes us as the owner of the new epoch (serve id and advertised
+ * address).  When it finds the live epoch owned by another hs-serve with
+ * an address, it changes nothing and fails with -HS_EREDIRECT; we then
+ * probe that owner on the loop, never blocking it: a nonblocking connect,
+ * a client HELLO and a CLUSTER_STATUS, answered within PROBE_MS (a timer;
+ * the owner counts as alive only if it says it is healthy: a register
+ * quorum and the default replication's peers up), one probe in
+ * flight per owner address however many streams wait for it (they queue
+ * on its sv->owners entry and all go on when it ends); the answer is
+ * cached PROBE_TTL_MS.  sv->owners has OWNERS_MAX entries (reused stalest
+ * first, never while probing); with all of them probing other addresses
+ * the activation fails with -HS_EAGAIN (back-pressure).  Alive, the
+ * stream's waiters fail with -HS_EREDIRECT and the owner's address
+ * (clients retry there); dead, paused, unreachable or unhealthy, the change runs
+ * again allowed to replace exactly that owner at exactly that epoch (a
+ * takeover: seal and recover as always).  A record we own, or one without
+ * an owner address, costs no probe.
+ *
  * APPEND PATH.  Each client run is rebuilt once as a STORE run (header
  * with room for R node ids, one memcpy of the records section, timestamps
  * of 0 stamped with the wall clock) owned by its pent.  A wave (1 for the
@@ -90,6 +109,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -114,6 +134,9 @@
 #define FAIL_AVOID_MS 5000             /* a failed peer stays out of new copysets */
 #define COPYSET_STICKY (1u << 20)      /* run bytes a stream sends on one copyset */
 #define PEER_WAIT_MS 3000              /* activation waits so long for R peers */
+#define PROBE_MS 500                   /* an owner must connect and answer HELLO in time */
+#define PROBE_TTL_MS 1000              /* a probe's answer is reused so long */
+#define PROBE_FRAME_MAX (4u << 20)     /* room for a CLUSTER_STATUSREPLY */
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -466,22 +489,230 @@ static int busy_status(const struct serve *sv, const struct sstream *s)
 struct act_ctx {
 	struct sstream *s;
 	struct hs_lepoch e;
+	/* -HS_EREDIRECT: the owner found, and the epoch it owns */
+	uint64_t owner;
+	uint32_t owner_epoch;
+	char owner_addr[HS_LREC_ADDR_MAX + 1];
+	/* a takeover: the owner we may replace, at that epoch only */
+	uint64_t over;
+	uint32_t over_epoch;
+	TAILQ_ENTRY(act_ctx) plink; /* on a sowner's waiting queue */
 };
 
+const char *hs_serve_redirect_addr(const struct sstream *s)
+{
+	return s->redirect ? s->redirect : "";
+}
+
+/* Is the owner of r's live epoch this hs-serve (this or an earlier run of
+ * it: same serve id, or the address we advertise now)? */
+static int owner_is_us(const struct serve *sv, const struct hs_lrec *r)
+{
+	return r->owner == sv->serve_id ||
+	       (sv->advertise[0] && !strcmp(r->owner_addr, sv->advertise));
+}
+
+/* ---- owner probes ----------------------------------------------------------- */
+
+static void owner_decide(struct serve *sv, struct act_ctx *x, struct sowner *o);
+static void activate_done(void *arg, int status, const uint8_t *val, size_t len,
+			  uint64_t version);
+
+/* The entry of sv->owners for addr: its own, else a free one or the
+ * stalest without a probe in flight (its answer forgotten).  NULL when all
+ * OWNERS_MAX are probing other addresses. */
+static struct sowner *owner_slot(struct serve *sv, const char *addr)
+{
+	struct sowner *old = NULL;
+
+	for (int i = 0; i < OWNERS_MAX; i++) {
+		struct sowner *q = &sv->owners[i];
+
+		if (!q->sv) { /* sv is zeroed memory */
+			q->sv = sv;
+			TAILQ_INIT(&q->waiting);
+		}
+		if (q->addr[0] && !strcmp(q->addr, addr))
+			return q;
+		if (!q->c && (!old || q->probed_ms < old->probed_ms))
+			old = q;
+	}
+	if (old) {
+		snprintf(old->addr, sizeof(old->addr), "%s", addr);
+		old->probed_ms = 0;
+		old->alive = 0;
+	}
+	return old;
+}
+
+/* o's probe is over (alive: it answered HELLO): cache the answer and let
+ * every activation waiting for it go on. */
+static void probe_done(struct serve *sv, struct sowner *o, int alive)
+{
+	struct actq q = TAILQ_HEAD_INITIALIZER(q);
+	struct act_ctx *x;
+
+	if (o->timer) {
+		hs_loop_timer_cancel(sv->loop, o->timer);
+		o->timer = 0;
+	}
+	if (o->c) {
+		hs_conn_set_arg(o->c, NULL); /* its closed callback is a no-op */
+		hs_conn_close(o->c, 0);
+		o->c = NULL;
+	}
+	o->alive = alive;
+	o->probed_ms = hs_now_ms();
+	if (!o->probed_ms)
+		o->probed_ms = 1;
+	hs_debug("owner %s: %s", o->addr, alive ? "answers" : "does not answer");
+	/* Detach the queue first: a waiter going on may queue on o again. */
+	TAILQ_CONCAT(&q, &o->waiting, plink);
+	while ((x = TAILQ_FIRST(&q))) {
+		struct sstream *s = x->s;
+
+		TAILQ_REMOVE(&q, x, plink);
+		s->refs--;
+		if (s->state != S_ACTIVATING) {
+			/* Killed while waiting (deleted): nothing to go on with. */
+			free(x);
+			if (s->state == S_DEAD && stream_idle(s))
+				stream_free(sv, s);
+			continue;
+		}
+		owner_decide(sv, x, o);
+	}
+}
+
+static void probe_frame(struct hs_conn *c, const struct hs_frame *f, void *arg)
+{
+	struct sowner *o = arg;
+	struct hs_hello h;
+	struct hs_clist l;
+
+	if (!o)
+		return;
+	if (f->type == HS_MSG_HELLO) {
+		/* Of our version: wait for the CLUSTER_STATUSREPLY behind it. */
+		if (hs_msg_hello_dec(f->body, f->body_len, &h) < 0 || h.version != HS_PROTO_VERSION)
+			probe_done(o->sv, o, 0);
+		return;
+	}
+	/* An owner that answers but cannot sequence (cut off from its
+	 * peers or its register quorum) says so: it is taken over too.  A
+	 * RESULT (refused) counts as not answering. */
+	probe_done(o->sv, o,
+		   f->type == HS_MSG_CLUSTER_STATUSREPLY &&
+			   hs_msg_clist_dec(f->type, f->body, f->body_len, &l) == 0 && l.healthy);
+}
+
+static void probe_closed(struct hs_conn *c, int err, void *arg)
+{
+	struct sowner *o = arg;
+
+	if (!o)
+		return;
+	o->c = NULL; /* freed when we return */
+	probe_done(o->sv, o, 0);
+}
+
+static const struct hs_conn_ops probe_ops = {
+	.frame = probe_frame,
+	.closed = probe_closed,
+};
+
+static void probe_timeout(struct hs_loop *l, void *arg)
+{
+	struct sowner *o = arg;
+
+	o->timer = 0;
+	probe_done(o->sv, o, 0);
+}
+
+/* Start o's probe: a nonblocking connect and our HELLO as a client, the
+ * answer within PROBE_MS (a paused owner's kernel still accepts the
+ * connection: only its HELLO tells it is alive).  A connect that fails at
+ * once ends the probe now. */
+static void probe_start(struct serve *sv, struct sowner *o)
+{
+	struct hs_hello h = { .version = HS_PROTO_VERSION, .role = HS_ROLE_CLIENT,
+			      .max_frame = PROBE_FRAME_MAX };
+	int fd;
+
+	sv->owner_probes++;
+	fd = hs_net_connect(o->addr, 1);
+	if (fd < 0) {
+		hs_debug("owner %s: cannot connect: %s", o->addr, hs_strerror(fd));
+		probe_done(sv, o, 0);
+		return;
+	}
+	o->c = hs_conn_new(sv->loop, fd, &probe_ops, o);
+	if (!o->c) {
+		probe_done(sv, o, 0);
+		return;
+	}
+	hs_conn_set_max_frame(o->c, PROBE_FRAME_MAX);
+	hs_msg_hello_enc(hs_conn_out(o->c), 1, &h);
+	hs_msg_cluster_status_enc(hs_conn_out(o->c), 2);
+	o->timer = hs_loop_timer(sv->loop, PROBE_MS, probe_timeout, o);
+}
+
+/* The activation x found the live epoch owned by another hs-serve
+ * (x->owner at x->owner_addr): decide on the cached answer about it if it
+ * is fresh, else wait for a probe (joining the one in flight).  x and
+ * its stream's hold are passed on. */
+static void owner_check(struct serve *sv, struct act_ctx *x)
+{
+	struct sowner *o = owner_slot(sv, x->owner_addr);
+	struct sstream *s = x->s;
+
+	if (!o) {
+		/* OWNERS_MAX probes of other addresses in flight: back-pressure
+		 * (the client retries) keeps the cache bounded. */
+		hs_warn("stream '%s': too many owner probes in flight", s->name);
+		free(x);
+		hs_serve_stream_kill(sv, s, -HS_EAGAIN);
+		return;
+	}
+	if (!o->c && o->probed_ms && hs_now_ms() - o->probed_ms < PROBE_TTL_MS &&
+	    o->id == x->owner) {
+		owner_decide(sv, x, o);
+		return;
+	}
+	o->id = x->owner;
+	s->refs++; /* held while waiting */
+	TAILQ_INSERT_TAIL(&o->waiting, x, plink);
+	if (!o->c && !o->timer)
+		probe_start(sv, o);
+}
+
 /* The activation's register change: epoch + 1 and its entry (R, nodeset,
- * not clean); entries that cannot matter any more are compacted away. */
+ * not clean) owned by us; entries that cannot matter any more are
+ * compacted away.  A live epoch of another owner with an address (except
+ * the one being taken over) fails with -HS_EREDIRECT, changing nothing. */
 static int fn_activate(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 		       struct hs_buf *out)
 {
 	struct act_ctx *x = arg;
+	struct serve *sv = x->s->sv;
 	struct hs_lrec r;
 	int rc = hs_lrec_dec(cur, len, &r);
 
 	if (rc < 0)
 		goto out;
+	if (r.owner && r.owner_addr[0] && !owner_is_us(sv, &r) &&
+	    !(r.owner == x->over && r.epoch == x->over_epoch)) {
+		x->owner = r.owner;
+		x->owner_epoch = r.epoch;
+		memcpy(x->owner_addr, r.owner_addr, sizeof(x->owner_addr));
+		rc = -HS_EREDIRECT;
+		goto out;
+	}
 	rc = -HS_EINTERNAL;
 	if (r.epoch == UINT32_MAX)
 		goto out;
+	r.owner = sv->serve_id;
+	memcpy(r.owner_addr, sv->advertise, sizeof(r.owner_addr));
 	/* Compact before the new epoch exists: an epoch without an entry
 	 * counts as empty, so lce must not reach the new one. */
 	hs_lrec_compact(&r);
@@ -521,6 +752,35 @@ static void recovery_done(struct serve *sv, struct sstream *s, int status)
 						    : -HS_EUNAVAIL);
 }
 
+/* The owner o of x's stream answered (o->alive) or not: redirect the
+ * stream's waiters to it, or take the stream over from it. */
+static void owner_decide(struct serve *sv, struct act_ctx *x, struct sowner *o)
+{
+	struct sstream *s = x->s;
+	uint8_t key[16];
+
+	if (o->alive) {
+		hs_debug("stream '%s': sequenced by %s", s->name, o->addr);
+		free(x);
+		s->redirect = o->addr;
+		sv->redirects++;
+		hs_serve_stream_kill(sv, s, -HS_EREDIRECT);
+		return;
+	}
+	hs_info("stream '%s' (log %llu): its sequencer at %s does not answer: taking over",
+		s->name, (unsigned long long)s->rec.log, x->owner_addr);
+	sv->takeovers++;
+	x->over = x->owner;
+	x->over_epoch = x->owner_epoch;
+	s->refs++;
+	if (hs_serve_reg_change(sv, key, hs_meta_lkey(key, s->rec.log), fn_activate,
+				activate_done, x) < 0) {
+		free(x);
+		s->refs--;
+		hs_serve_stream_kill(sv, s, -HS_EINTERNAL);
+	}
+}
+
 static void activate_done(void *arg, int status, const uint8_t *val, size_t len,
 			  uint64_t version)
 {
@@ -529,8 +789,18 @@ static void activate_done(void *arg, int status, const uint8_t *val, size_t len,
 	struct serve *sv = s->sv;
 	const struct hs_lepoch *e;
 
-	free(x);
 	s->refs--;
+	if (status == -HS_EREDIRECT) {
+		if (s->state != S_ACTIVATING) { /* killed meanwhile */
+			free(x);
+			if (s->state == S_DEAD && stream_idle(s))
+				stream_free(sv, s);
+			return;
+		}
+		owner_check(sv, x);
+		return;
+	}
+	free(x);
 	if (status == -ECANCELED)
 		return;
 	if (status == 0) {
@@ -603,6 +873,7 @@ static void activate(struct serve *sv, struct sstream *s)
 		hs_loop_timer_cancel(sv->loop, s->wait_timer);
 		s->wait_timer = 0;
 	}
+	s->redirect = NULL;
 	x = hs_xcalloc(1, sizeof(*x));
 	x->s = s;
 	x->e.r = r;
@@ -678,9 +949,9 @@ static void cc_budget(struct cconn *cc)
 	}
 }
 
-static void pent_fail(struct serve *sv, struct pent *pe, int status)
+static void pent_fail(struct serve *sv, struct pent *pe, int status, const char *text)
 {
-	hs_serve_creq_settle(sv, pe->rq, pe->idx, status, 0, 0, 0, "");
+	hs_serve_creq_settle(sv, pe->rq, pe->idx, status, 0, 0, 0, text);
 	free(pe->run);
 	free(pe);
 }
@@ -855,7 +1126,7 @@ static void append_send(struct serve *sv, struct sstream *s, struct pent *pe)
 
 	if (hs_run_parse_nocrc(pe->run, pe->len, &r) < 0 || (uint64_t)s->next_esn + r.nrecords > UINT32_MAX) {
 		/* Parsed on arrival; an epoch full of ESNs needs a new epoch. */
-		pent_fail(sv, pe, -HS_EAGAIN);
+		pent_fail(sv, pe, -HS_EAGAIN, "");
 		return;
 	}
 	rec_len = (size_t)(r.end - r.records);
@@ -910,7 +1181,8 @@ static void pent_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	struct pent *pe = (struct pent *)w;
 
 	if (status < 0) {
-		pent_fail(sv, pe, status);
+		pent_fail(sv, pe, status,
+			  status == -HS_EREDIRECT ? hs_serve_redirect_addr(s) : "");
 		return;
 	}
 	append_send(sv, s, pe);
@@ -1228,6 +1500,19 @@ void hs_serve_creq_reply(struct serve *sv, struct creq *rq)
 			hs_msg_appended_add(&w, &e);
 		}
 	} else {
+		const char *last = "";
+
+		/* STATUSES entries carry no text: an entry refused with
+		 * -HS_EREDIRECT names the sequencer in a RESULT with the
+		 * request's id before it (one per address, in entry order). */
+		for (uint32_t i = 0; i < rq->n; i++) {
+			const char *ra = rq->res[i].text;
+
+			if (rq->res[i].status != -HS_EREDIRECT || !ra[0] || !strcmp(ra, last))
+				continue;
+			hs_msg_result_encf(out, rq->id, -HS_EREDIRECT, "%s", ra);
+			last = ra;
+		}
 		hs_msg_statuses_begin(&w, out, rq->id);
 		for (uint32_t i = 0; i < rq->n; i++)
 			hs_msg_statuses_add(&w, rq->res[i].status, rq->res[i].first_lsn);

@@ -172,6 +172,28 @@ struct mrun {
 };
 TAILQ_HEAD(mrunq, mrun);
 
+/* Another hs-serve that owned a stream's live epoch (log record owner),
+ * and the result of its last probe (seq.c, docs/replication.md §7).  addr
+ * is handed out as the text of -HS_EREDIRECT replies, so entries live in
+ * sv->owners for the process's life (reused oldest first when full, never
+ * while a probe is in flight).  A probe is a nonblocking connect and HELLO
+ * on the loop, at most one per entry: the activations waiting for its
+ * answer are queued on waiting and go on (redirect or takeover) when it
+ * answers, fails or times out. */
+#define OWNERS_MAX 16
+struct act_ctx;
+TAILQ_HEAD(actq, act_ctx);
+struct sowner {
+	struct serve *sv;
+	uint64_t id;
+	char addr[HS_LREC_ADDR_MAX + 1];
+	uint64_t probed_ms;       /* when last probed, 0 never */
+	int alive;                /* it answered HELLO and said it is healthy */
+	struct hs_conn *c;        /* the probe in flight, NULL none */
+	uint64_t timer;           /* its PROBE_MS deadline, 0 none */
+	struct actq waiting;      /* activations waiting for its answer */
+};
+
 struct sstream {
 	struct serve *sv;
 	char name[HS_NAME_MAX + 1];
@@ -211,6 +233,8 @@ struct sstream {
 	int nfollow;
 	LIST_HEAD(, cread) followers;
 	int mem_dirty;            /* on sv->memdirty */
+	/* killed with -HS_EREDIRECT: the owner's address (in sv->owners) */
+	const char *redirect;
 	struct sstream *hnext;
 	TAILQ_ENTRY(sstream) lru;
 };
@@ -239,6 +263,7 @@ struct cread {
 	uint64_t loc_lsn[2];      /* smallest LSN located per end (0 none) */
 	int loc_ok[2];            /* answers per end */
 	struct rpeer *rp;         /* read.c: the merged peer read, or NULL */
+	struct t2rd *t2;          /* t2read.c: the Tier2 read, or NULL */
 	struct hs_msg_wr dw;      /* the DELIVER frame being built */
 	int dw_open;
 	uint64_t gap_lo, gap_hi;  /* the gap being coalesced (kind 0: none) */
@@ -305,6 +330,14 @@ struct serve {
 	uint64_t prop_timer;
 	int reg_dirty;
 	uint32_t proposer_id;
+	/* several hs-serve (docs/replication.md §7): our serve id (the random
+	 * number of DIR/serve.id, proposer_id >> 16) and the client address
+	 * written as owner of the epochs we activate ("" = none: --advertise,
+	 * else the first listen address unless it is a wildcard) */
+	uint64_t serve_id;
+	char advertise[HS_LREC_ADDR_MAX + 1];
+	struct sowner owners[OWNERS_MAX];
+	uint64_t redirects, takeovers, owner_probes;
 
 	/* streams */
 	struct sstream **tab;
@@ -328,6 +361,7 @@ struct serve {
 	LIST_HEAD(, cconn) conns;
 	uint32_t next_sid;
 	LIST_HEAD(, ssub) subs;   /* subscriptions in memory */
+	struct hs_t2 *t2;         /* Tier2 reads (t2read.h), NULL: no --tier */
 
 	int ready_written, meta_ok, stopping;
 	uint64_t stop_deadline;
@@ -403,6 +437,9 @@ void hs_serve_srec_from_attrs(struct serve *sv, const struct hs_stream_attrs *a,
 			      struct hs_srec *r);
 /* A new random log id, nonzero and below 2^62. */
 uint64_t hs_serve_new_log_id(void);
+/* The address to send clients of s to after s was killed with
+ * -HS_EREDIRECT ("" if unknown); static storage (sv->owners). */
+const char *hs_serve_redirect_addr(const struct sstream *s);
 /* Mark s for the end-of-turn RELEASE of s->released to the UP peers of
  * its nodeset (recovery may call it). */
 void hs_serve_release_mark(struct serve *sv, struct sstream *s);
@@ -511,6 +548,17 @@ void hs_serve_on_subscribe(struct serve *sv, struct cconn *cc, const struct hs_f
 void hs_serve_on_ack(struct serve *sv, struct cconn *cc, const struct hs_frame *f);
 
 /* ---- admin.c -------------------------------------------------------------- */
+
+/* Decode a list request (hs_msg_clist_dec) of message type and open its
+ * creq, held once more until hs_serve_list_end() so that entries settled
+ * while the list is still being started cannot reply early.  Returns the
+ * creq (owned by the request: freed by its reply), or NULL when the
+ * request is answered already (a malformed body closes cc with the static
+ * text malformed; an empty list replies at once).  *l borrows f's body. */
+struct creq *hs_serve_list_begin(struct serve *sv, struct cconn *cc, const struct hs_frame *f,
+				 uint16_t type, const char *malformed, struct hs_clist *l);
+/* Release the hold of hs_serve_list_begin(); the last one replies. */
+void hs_serve_list_end(struct serve *sv, struct creq *rq);
 
 /* STREAM_CREATE, STREAM_DELETE, STREAM_INFO, STREAM_TRIM, SUB_CREATE,
  * SUB_DELETE, SUB_INFO, STREAM_LIST and SUB_LIST (on_list), ADMIN_STATS and

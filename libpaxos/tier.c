@@ -36,6 +36,7 @@
 #include "err.h"
 #include "log.h"
 #include "manifest.h"
+#include "t2read.h"
 #include "tier.h"
 
 uint64_t hs_serve_tier_limit(const struct sstream *s)
@@ -252,6 +253,7 @@ static void publish_done(void *arg, int status, const uint8_t *val, size_t len,
 		free(p);
 		return;
 	}
+	hs_t2_man_changed(p->sv, p->log); /* Tier2 reads: read it again */
 	if (status == 0 && hs_man_dec(val, len, &m) == 0) {
 		hs_debug("stream '%s': Tier2 manifest gen %llu, offload point %llu", p->name,
 			 (unsigned long long)m.gen, (unsigned long long)m.offload);
@@ -287,32 +289,6 @@ static void publish_ready(struct serve *sv, struct sstream *s, struct wait *w, i
 		tpub_settle(p, -HS_EINTERNAL, 0);
 }
 
-/* Open the creq of a list request, held once more until every entry has
- * started; NULL when it is answered already (malformed or empty). */
-static struct creq *list_open(struct serve *sv, struct cconn *cc, const struct hs_frame *f,
-			      uint16_t type, const char *malformed, struct hs_clist *l)
-{
-	struct creq *rq;
-
-	if (hs_msg_clist_dec(type, f->body, f->body_len, l) < 0) {
-		hs_serve_proto_close(cc, malformed);
-		return NULL;
-	}
-	rq = hs_serve_creq_new(sv, cc, f->id, type, l->n);
-	if (!l->n) {
-		hs_serve_creq_reply(sv, rq);
-		return NULL;
-	}
-	rq->left++;
-	return rq;
-}
-
-static void list_close(struct serve *sv, struct creq *rq)
-{
-	if (--rq->left == 0)
-		hs_serve_creq_reply(sv, rq);
-}
-
 static struct tpub *tpub_new(struct serve *sv, struct creq *rq, uint32_t idx, const char *name,
 			     uint8_t nlen)
 {
@@ -330,8 +306,8 @@ void hs_serve_on_tier_publish(struct serve *sv, struct cconn *cc, const struct h
 {
 	struct hs_clist l;
 	struct hs_tier_pub_ent e;
-	struct creq *rq = list_open(sv, cc, f, HS_MSG_TIER_PUBLISH, "malformed TIER_PUBLISH body",
-				    &l);
+	struct creq *rq = hs_serve_list_begin(
+	    sv, cc, f, HS_MSG_TIER_PUBLISH, "malformed TIER_PUBLISH body", &l);
 
 	if (!rq)
 		return;
@@ -354,7 +330,7 @@ void hs_serve_on_tier_publish(struct serve *sv, struct cconn *cc, const struct h
 		p->w.fn = publish_ready;
 		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &p->w);
 	}
-	list_close(sv, rq);
+	hs_serve_list_end(sv, rq);
 }
 
 static int fn_alter(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -402,8 +378,8 @@ void hs_serve_on_stream_alter(struct serve *sv, struct cconn *cc, const struct h
 {
 	struct hs_clist l;
 	struct hs_create_ent e;
-	struct creq *rq = list_open(sv, cc, f, HS_MSG_STREAM_ALTER, "malformed STREAM_ALTER body",
-				    &l);
+	struct creq *rq = hs_serve_list_begin(
+	    sv, cc, f, HS_MSG_STREAM_ALTER, "malformed STREAM_ALTER body", &l);
 
 	if (!rq)
 		return;
@@ -425,5 +401,5 @@ void hs_serve_on_stream_alter(struct serve *sv, struct cconn *cc, const struct h
 					alter_done, p) < 0)
 			tpub_settle(p, -HS_EINTERNAL, 0);
 	}
-	list_close(sv, rq);
+	hs_serve_list_end(sv, rq);
 }

@@ -106,6 +106,34 @@ wait_lines() {
 	[ "$output" = "$(seq 100)" ]
 }
 
+@test "a range ending past the tail ends at the tail, and the next read too" {
+	# Regression: the read's end was not clamped to the pinned tail, so its
+	# peer stream waited at the release point for records that never came
+	# and no READ_END arrived (hs-cat: "no answer ... within 5000ms").
+	# Both reads must end well within the client's 5 s answer timeout.
+	seq 1000 | append -c pt
+	last=$(cat_ --format '%l' pt tail-1..)
+	[[ "$last" =~ ^e([0-9]+)n1000$ ]]
+	e=${BASH_REMATCH[1]}
+	run --separate-stderr timeout 4 "$HS_BIN/hs-cat" pt "e${e}n990..e${e}n1010"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 990 1000)" ]
+	[ -z "$stderr" ]
+	run --separate-stderr timeout 4 "$HS_BIN/hs-cat" pt "e${e}n400.."
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 400 1000)" ]
+	# An end in a later epoch, and one past the tail with nothing before it.
+	run --separate-stderr timeout 4 "$HS_BIN/hs-cat" pt "e${e}n998..e$((e + 3))n1"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 998 1000)" ]
+	run --separate-stderr timeout 4 "$HS_BIN/hs-cat" pt "e${e}n1001..e${e}n2000"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run --separate-stderr timeout 4 "$HS_BIN/hs-cat" -c 2 pt "e${e}n999..e${e}n2000"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 999 1000)" ]
+}
+
 @test "formats: -0, -d, netstring, templates; empty records kept" {
 	printf 'a\n\nccc\n' | append -c fm
 	run bash -c "timeout 10 '$HS_BIN/hs-cat' -0 fm | od -An -c | tr -s ' '"

@@ -177,7 +177,7 @@ assert o["records"] in (3, None), o
 	run --separate-stderr admin cluster status --wait-healthy
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"healthy     yes"* ]]
-	echo "$output" | grep -qE '^peer +[0-9]+ up .+'
+	echo "$output" | grep -qE '^peer +[0-9]+ +up +yes +.+'
 	run --separate-stderr admin cluster status --json
 	[ "$status" -eq 0 ]
 	python3 -c '
@@ -185,6 +185,48 @@ import json,sys
 o = json.loads(sys.argv[1])
 assert o["healthy"] is True, o
 assert len(o["peers"]) >= 1 and all(p["state"] == "up" for p in o["peers"]), o
+for p in o["peers"]:
+    assert p["up"] is True and p["node_id"] >= 1 and p["pending_bytes"] >= 0, p
+    assert "last_error" in p and "losses" in p and "connects" in p, p
+assert isinstance(o["streams"], list) and o["streams_active"] >= len(o["streams"]), o
+' "$output"
+	# A stream in use here is listed with its epoch, R and nodeset.
+	admin stream create t23cs
+	admin stream info t23cs >/dev/null
+	run --separate-stderr admin cluster status
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qE '^t23cs +active +[1-9][0-9]* +1 +[0-9]+ '
+	echo "$output" | grep -qE '^streams +[1-9][0-9]* active on this server'
+}
+
+@test "stream info: the replication state (epoch, R, nodeset, LNG, lce) and both tiers" {
+	admin stream create t23rs
+	run --separate-stderr admin stream info t23rs
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qE '^epoch +[1-9][0-9]*$'
+	echo "$output" | grep -qE '^epoch-r +1$'
+	echo "$output" | grep -qE '^nodeset +[0-9]+$'
+	echo "$output" | grep -qE '^lce +[0-9]+$'
+	for k in lng last-released trim tier1-trim offload tier2 tier2-expired; do
+		echo "$output" | grep -qE "^$k "
+	done
+	run --separate-stderr admin stream info --json t23rs
+	[ "$status" -eq 0 ]
+	python3 -c '
+import json,sys
+o = json.loads(sys.argv[1])
+assert o["epoch"] >= 1 and o["epoch_replication"] == 1 and len(o["nodeset"]) == 1, o
+assert o["lng"] == o["last_released"] and isinstance(o["lce"], int), o
+assert o["tier2_segments"] == 0 and o["offload"] is None and o["tier2_expired"] is None, o
+' "$output"
+	[ -x "$HS_BIN/hs-append" ] || skip "hs-append not built yet"
+	printf 'a\nb\nc\n' | timeout 30 "$HS_BIN/hs-append" t23rs
+	run admin stream info --json t23rs
+	python3 -c '
+import json,sys
+o = json.loads(sys.argv[1])
+assert o["lng"] == "e%dn3" % o["epoch"] or o["lng"].startswith("e%dn" % o["epoch"]), o
+assert o["records"] == 3, o
 ' "$output"
 }
 

@@ -60,6 +60,7 @@ static void lists(uint16_t type, const uint8_t *b, size_t n)
 		struct hs_lsn_range ack;
 		struct hs_kv_ent kv;
 		struct hs_peer_ent peer;
+		struct hs_cstream_ent cstream;
 	} e;
 	uint32_t got = 0;
 
@@ -163,6 +164,14 @@ static void lists(uint16_t type, const uint8_t *b, size_t n)
 		CHECK(got <= l.n);
 	}
 	CHECK(got == l.n);
+	if (type == HS_MSG_CLUSTER_STATUSREPLY) {
+		/* The second list: streams, each a valid name and nodeset. */
+		for (got = 0; hs_cstream_next(&l, &e.cstream) == 1; got++) {
+			name_ok(e.cstream.stream, e.cstream.stream_len);
+			CHECK(e.cstream.nn <= HS_INFO_NODESET_MAX && e.cstream.r <= e.cstream.nn);
+		}
+		CHECK(got == l.nstreams);
+	}
 	/* An iterator of another type must refuse the list. */
 	if (type != HS_MSG_STATUSES)
 		CHECK(!hs_statuses_next(&l, &e.status));

@@ -84,7 +84,16 @@ static void cmsg(void)
 	struct hs_pos tail = { .kind = HS_POS_TAIL, .offset = -10 };
 	struct hs_pos lsn = { .kind = HS_POS_LSN, .lsn = ((uint64_t)3 << 32) | 5 };
 	struct hs_stream_attrs at = { HS_ATTR_ALL, 3, HS_DUR_SYNC, 1000, 0 };
-	struct hs_stream_info info = { .log = 9, .attrs = at, .head = 1, .tail = 2 };
+	struct hs_stream_info info = { .log = 9, .attrs = at, .head = 1, .tail = 2,
+				       .released = 1, .epoch = 3, .lce = 2, .r = 2, .nn = 3,
+				       .nodes = { 1, 2, 3 }, .tier2_segments = 1 };
+	struct hs_peer_ent pe = { .node_id = 1, .state = HS_PEER_UP, .flags = HS_PEERF_DATA,
+				  .pending_bytes = 10, .connects = 2, .losses = 1,
+				  .last_error = -HS_EUNAVAIL, .last_error_ms = 1764151200000,
+				  .addr = "unix:/p", .addr_len = 7 };
+	struct hs_cstream_ent cs = { .stream = "s1", .stream_len = 2, .state = HS_CSTREAM_ACTIVE,
+				     .r = 2, .nn = 3, .epoch = 3, .lce = 2, .released = 7,
+				     .tail = 8, .nodes = { 1, 2, 3 } };
 	struct hs_sub_info si = { .stream = "s1", .stream_len = 2, .checkpoint = 5 };
 	struct hs_appended_ent ae = { -HS_EAGAIN, 0, 0, 10, "busy", 4 };
 	struct hs_subcreate_ent sc = { "sub", "s1", 3, 2, lsn, 100, 10 };
@@ -147,8 +156,10 @@ static void cmsg(void)
 	hs_msg_kv_add(&w, "serve", "conns", "3");
 	hs_msg_wr_end(&w);
 	put_frame(T, HS_MSG_ADMIN_STATSREPLY - 64, &b);
-	hs_msg_cluster_statusreply_begin(&w, &b, 1, 77, 1, 3);
-	hs_msg_peer_add(&w, 1, HS_PEER_UP, "unix:/p", 7);
+	hs_msg_cluster_statusreply_begin(&w, &b, 1, 77, 1, 3, 1);
+	hs_msg_peer_add(&w, &pe);
+	hs_msg_cstreams_open(&w);
+	hs_msg_cstream_add(&w, &cs);
 	hs_msg_wr_end(&w);
 	put_frame(T, HS_MSG_CLUSTER_STATUSREPLY - 64, &b);
 	{

@@ -384,7 +384,8 @@ static void test_admin(void)
 	struct hs_stream_attrs a = { HS_ATTR_ALL, 3, HS_DUR_ASYNC, 86400000, 3600000 },
 			       a0 = { 0 };
 	struct hs_stream_info info = { 42, a, HS_LSN(1, 1), HS_LSN(4, 9), HS_LSN(1, 0), 7, 8,
-				       1000, UINT64_MAX, 1764151200000 };
+				       1000, UINT64_MAX, 1764151200000, HS_LSN(4, 8), 4, 3, 2,
+				       3, { 5, 1, 9 }, HS_LSN(1, 0), 2 };
 
 	/* STREAM_CREATE */
 	{
@@ -471,6 +472,12 @@ static void test_admin(void)
 		check_bad(dec_list, 0, 2, "STREAMS unknown flag");
 		check_bad(dec_list, 5 + 4 + 7, 2, "STREAMS has_info 2");
 		check_bad(dec_list, 5 + 4 + 7 + 1 + 8 + 4, 0, "STREAMS info replication 0");
+		/* info at 17: r at 17 + 124, nn at 17 + 125, the u16 at 17 + 126 */
+		check_bad(dec_list, 17 + 124, 4, "STREAMS info r > nn");
+		check_bad(dec_list, 17 + 125, 33, "STREAMS info nn > 32");
+		check_bad(dec_list, 17 + 126, 1, "STREAMS info reserved u16");
+		is_int((int)(f.body_len - 17), (int)(128 + 4 * 3 + 4 + 5 + 1 + 4 + 5 + 1),
+		       "STREAMS info is 128 + 4 * nn bytes");
 		check_bad(dec_list, f.body_len - 10, 1, "STREAMS positive status");
 		hs_buf_reset(&b);
 		hs_msg_streams_begin(&w, &b, 77, 0);
@@ -647,22 +654,68 @@ static void test_stats(void)
 		   !hs_kv_next(&l, &e), "ADMIN_STATSREPLY round trip");
 	}
 	{
-		struct hs_peer_ent e;
+		struct hs_peer_ent e, p1 = { 1, HS_PEER_UP, HS_PEERF_DATA, 10, 2, 1, -HS_EUNAVAIL,
+					     1764151200000, "unix:/tmp/p1", 12 },
+				      p2 = { 2, HS_PEER_DRAINING, 0, 0, 0, 0, 0, 0, "10.0.0.2:4000", 13 };
+		struct hs_cstream_ent c, c1 = { "orders", 6, HS_CSTREAM_ACTIVE, 2, 3, 7, 6,
+						HS_LSN(7, 4), HS_LSN(7, 5), HS_LSN(2, 0), { 1, 2, 3 } },
+				      c2 = { "new", 3, HS_CSTREAM_WAITING, 0, 0, 0, 0, 0, 0, 0, { 0 } };
+		struct hs_clist l3;
 
 		hs_buf_reset(&b);
-		hs_msg_cluster_statusreply_begin(&w, &b, 77, 0xabcdef, 1, 3);
-		hs_msg_peer_add(&w, 1, HS_PEER_UP, "unix:/tmp/p1", 12);
-		hs_msg_peer_add(&w, 2, HS_PEER_DRAINING, "10.0.0.2:4000", 13);
+		hs_msg_cluster_statusreply_begin(&w, &b, 77, 0xabcdef, 1, 3, 5);
+		hs_msg_peer_add(&w, &p1);
+		hs_msg_peer_add(&w, &p2);
+		hs_msg_cstreams_open(&w);
+		hs_msg_cstream_add(&w, &c1);
+		hs_msg_cstream_add(&w, &c2);
 		hs_msg_wr_end(&w);
 		ok(list_of(HS_MSG_CLUSTER_STATUSREPLY, &l, "CLUSTER_STATUSREPLY") &&
 		   l.cluster_id == 0xabcdef && l.healthy == 1 && l.replication == 3 && l.n == 2 &&
-		   hs_peer_next(&l, &e) && e.node_id == 1 && e.state == HS_PEER_UP &&
+		   l.streams_active == 5 && l.nstreams == 2, "CLUSTER_STATUSREPLY header");
+		l3 = l;
+		ok(hs_peer_next(&l, &e) && e.node_id == 1 && e.state == HS_PEER_UP &&
+		   e.flags == HS_PEERF_DATA && e.pending_bytes == 10 && e.connects == 2 &&
+		   e.losses == 1 && e.last_error == -HS_EUNAVAIL &&
+		   e.last_error_ms == 1764151200000 &&
 		   name_is(e.addr, e.addr_len, "unix:/tmp/p1") && hs_peer_next(&l, &e) &&
-		   e.state == HS_PEER_DRAINING && !hs_peer_next(&l, &e),
-		   "CLUSTER_STATUSREPLY round trip");
+		   e.state == HS_PEER_DRAINING && !e.flags && !e.last_error &&
+		   !hs_peer_next(&l, &e), "CLUSTER_STATUSREPLY peers");
+		ok(hs_cstream_next(&l, &c) && name_is(c.stream, c.stream_len, "orders") &&
+		   c.state == HS_CSTREAM_ACTIVE && c.r == 2 && c.nn == 3 && c.epoch == 7 &&
+		   c.lce == 6 && c.released == HS_LSN(7, 4) && c.tail == HS_LSN(7, 5) &&
+		   c.trim == HS_LSN(2, 0) && c.nodes[0] == 1 && c.nodes[2] == 3 &&
+		   hs_cstream_next(&l, &c) && name_is(c.stream, c.stream_len, "new") &&
+		   c.state == HS_CSTREAM_WAITING && !c.nn && !hs_cstream_next(&l, &c) &&
+		   !hs_peer_next(&l, &e), "CLUSTER_STATUSREPLY streams");
+		ok(hs_cstream_next(&l3, &c) && name_is(c.stream, c.stream_len, "orders"),
+		   "CLUSTER_STATUSREPLY streams first: the peers are skipped");
 		check_bad(dec_list, 8, 2, "CLUSTER_STATUSREPLY healthy 2");
-		check_bad(dec_list, 16 + 4, 0, "CLUSTER_STATUSREPLY peer state 0");
-		check_bad(dec_list, 16 + 4, 5, "CLUSTER_STATUSREPLY peer state 5");
+		check_bad(dec_list, 10, 1, "CLUSTER_STATUSREPLY reserved u16");
+		/* first peer at 20: state 24, flags 25, last_error 52..55 */
+		check_bad(dec_list, 24, 0, "CLUSTER_STATUSREPLY peer state 0");
+		check_bad(dec_list, 24, 5, "CLUSTER_STATUSREPLY peer state 5");
+		check_bad(dec_list, 25, 2, "CLUSTER_STATUSREPLY peer flag 2");
+		check_bad(dec_list, 55, 0x7f, "CLUSTER_STATUSREPLY peer positive last_error");
+		{
+			/* the streams list: after 2 peers (45 + 12, 45 + 13) and its count */
+			size_t cs = 20 + 57 + 58 + 4;
+
+			check_bad(dec_list, cs + 7, 0, "CLUSTER_STATUSREPLY stream state 0");
+			check_bad(dec_list, cs + 7, 4, "CLUSTER_STATUSREPLY stream state 4");
+			check_bad(dec_list, cs + 8, 4, "CLUSTER_STATUSREPLY stream r > nn");
+			check_bad(dec_list, cs + 9, 33, "CLUSTER_STATUSREPLY stream nn 33");
+			check_bad(dec_list, cs + 10, 1, "CLUSTER_STATUSREPLY stream reserved");
+			check_bad(dec_list, cs, '_', "CLUSTER_STATUSREPLY stream bad name");
+			check_bad(dec_list, 20 + 57 + 58, 3, "CLUSTER_STATUSREPLY stream count 3");
+		}
+		hs_buf_reset(&b);
+		hs_msg_cluster_statusreply_begin(&w, &b, 77, 1, 0, 1, 0);
+		hs_msg_cstreams_open(&w);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_CLUSTER_STATUSREPLY, &l, "CLUSTER_STATUSREPLY empty") && !l.n &&
+		   !l.nstreams && !hs_peer_next(&l, &e) && !hs_cstream_next(&l, &c),
+		   "CLUSTER_STATUSREPLY with no peer and no stream");
 	}
 	{
 		struct hs_clist l2;
