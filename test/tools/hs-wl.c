@@ -10,7 +10,8 @@
  *   invoke P        written before the APPEND carrying P is sent
  *   ok LSN P        P is durable at LSN (eXnY), from the APPENDED reply
  *   fail P          a definite refusal: the protocol says nothing was appended
- *                   (-HS_ENOSTREAM, -HS_ETOOBIG, -HS_EAGAIN, -HS_EPROTO)
+ *                   (-HS_ENOSTREAM, -HS_ETOOBIG, -HS_EAGAIN, -HS_EPROTO,
+ *                   -HS_EREDIRECT)
  *   info P          unknown outcome: the connection was lost or silent for
  *                   -t MS with P in flight, or the server answered with an
  *                   error after which the record may still appear
@@ -38,6 +39,13 @@
  * from the start (0, the default, is as fast as the window allows); a writer
  * behind that schedule after an outage catches up as fast as the window
  * allows.
+ *
+ * -HS_EREDIRECT (docs/replication.md §7: another hs-serve sequences the
+ * stream; its address is the entry's text) is followed as the client tools
+ * do: once the APPENDs in flight are answered, the writer connects to that
+ * address and goes on there (its payloads were refused, so they are `fail'
+ * and never resent).  A later connection loss starts again from -a, which
+ * may list several addresses (A,B: the first that answers).
  *
  * Exit status: 0 done or stopped by a signal, 64 usage, 71 stdout error.
  */
@@ -98,6 +106,8 @@ struct wl {
 	struct hs_buf frame;
 	uint64_t nok, nfail, ninfo;
 	int stdout_bad;
+	char redirect[256];          /* -HS_EREDIRECT's address, to follow */
+	int redirect_pending;
 };
 
 static volatile sig_atomic_t got_signal;
@@ -175,8 +185,28 @@ static void conn_lost(struct wl *w, const char *why, int err)
 	out_flush(w);
 	hs_sconn_close(&w->c);
 	w->connected = 0;
+	w->redirect_pending = 0;
 	w->backoff_ms = BACKOFF_MIN_MS;
 	w->reconnect_at = now_ms() + w->backoff_ms;
+}
+
+/* Once nothing is in flight on this connection, go where -HS_EREDIRECT
+ * said; if that address does not answer, the usual reconnect through -a. */
+static void follow_redirect(struct wl *w)
+{
+	char msg[512];
+
+	w->redirect_pending = 0;
+	hs_sconn_close(&w->c);
+	w->connected = 0;
+	if (hs_client_connect(&w->c, w->redirect, w->timeout_ms, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "hs-wl: w%lu: redirect to %s: %s\n", w->writer, w->redirect, msg);
+		w->backoff_ms = BACKOFF_MIN_MS;
+		w->reconnect_at = now_ms() + w->backoff_ms;
+		return;
+	}
+	w->connected = 1;
+	w->last_progress = now_ms();
 }
 
 static void try_connect(struct wl *w)
@@ -309,6 +339,14 @@ static void on_reply(struct wl *w, const struct hs_frame *f)
 		settle(w, &p, "fail");
 		w->pause_until = now_ms() + (e.detail ? e.detail : 1);
 		break;
+	case -HS_EREDIRECT:
+		settle(w, &p, "fail");
+		if (e.text_len && e.text_len < sizeof(w->redirect)) {
+			memcpy(w->redirect, e.text, e.text_len);
+			w->redirect[e.text_len] = 0;
+			w->redirect_pending = 1;
+		}
+		break;
 	default:
 		settle(w, &p, "info");
 		break;
@@ -345,8 +383,11 @@ static void run(struct wl *w)
 			try_connect(w);
 			continue;
 		}
-		while (w->connected && !got_signal && w->next_seq <= w->count &&
-		       w->nq < w->inflight && now >= w->pause_until && send_one(w, now))
+		if (w->connected && w->redirect_pending && !w->nq)
+			follow_redirect(w);
+		while (w->connected && !got_signal && !w->redirect_pending &&
+		       w->next_seq <= w->count && w->nq < w->inflight && now >= w->pause_until &&
+		       send_one(w, now))
 			now = now_ms();
 		if (!w->connected)
 			continue;
