@@ -43,6 +43,14 @@
  * READ_STALL_MS (HS_READ_STALL_MS in the environment overrides it), the
  * read ends with -HS_ETIMEOUT (-HS_EUNAVAIL when following, which hs-tail
  * -F retries): a down peer never makes a DATALOSS.
+ *   Stale live epoch: a merge opened for the live epoch accepts every
+ * released copy, which holds only while that epoch is not recovered.
+ * When its peers pass a slot that this active sequencer did not release
+ * (or the stream died or moved to a newer epoch meanwhile), the epoch
+ * was sealed and recovered since: that is no DATALOSS.  On a stream
+ * re-activated here the read merges the epoch again from r->next by its
+ * recovered entry; otherwise it ends with -HS_EUNAVAIL (read_fenced) and
+ * a -F client reconnects to whoever sequences the stream now.
  *   LOCATE (@time): sent to every UP peer of the log's nodesets; the
  * position is the smallest LSN any answers (0 from all: the tail).  Every
  * record is on R peers, so the first matching record is found unless all
@@ -241,8 +249,10 @@ struct rpeer {
 	uint32_t sflags;          /* START's flags */
 	int n, rf;                /* nodeset size, replication */
 	int finished;             /* the limit was reached while handing out */
-	int fenced;               /* the live epoch was recovered by another
-				   * sequencer (see m_gap) */
+	int live;                 /* opened as s's live epoch (every
+				   * released copy acceptable) */
+	int fenced;               /* that epoch was recovered since: the
+				   * merge's rules are stale (see m_gap) */
 	uint64_t timer;
 	uint64_t blocked_since;   /* ms; 0 = not blocked */
 	struct rin in[HS_NODESET_MAX];
@@ -324,10 +334,15 @@ static void m_gap(void *arg, uint64_t lo, uint64_t hi, int kind)
 {
 	struct cread *r = arg;
 
-	if (kind == HS_MERGE_DATALOSS && r->rp->epoch == r->s->epoch && lo > r->s->released) {
-		/* Peers passed a slot of our live epoch that we never released:
-		 * another sequencer sealed and recovered the epoch (we are a
-		 * paused or cut-off zombie).  Not a loss: stop (read_pump). */
+	if (kind == HS_MERGE_DATALOSS && r->rp->live &&
+	    !(r->s->state == S_ACTIVE && r->s->epoch == r->rp->epoch && lo <= r->s->released)) {
+		/* Peers passed a slot of the epoch this merge took for the
+		 * live one, and it is not a slot our active sequencer
+		 * released: the epoch was sealed and recovered since (by
+		 * another sequencer - we are a paused or cut-off zombie - or
+		 * by our own re-activation), and its recovered end is below
+		 * what the merge allowed.  Not a loss: read_pump re-opens the
+		 * epoch with its recovered entry, or ends the read. */
 		r->rp->fenced = 1;
 		return;
 	}
@@ -669,6 +684,7 @@ static int seg_open(struct serve *sv, struct cread *r)
 	rp->n = c.n;
 	rp->rf = c.r;
 	if (e.epoch == s->epoch) {
+		rp->live = 1;
 		rp->until = rp->to;    /* the peers send only what is released */
 	} else {
 		/* Recovered: every slot is final and the peers' release point
@@ -747,6 +763,13 @@ static void read_pump(struct serve *sv, struct cread *r)
 		}
 		st = hs_merge_step(r->rp->m);
 		if (r->rp->fenced) {
+			if (r->s->state == S_ACTIVE && r->s->epoch > r->rp->epoch) {
+				/* Re-activated here since: the log record has
+				 * the epoch's recovered entry; merge again from
+				 * r->next by its rules. */
+				hs_serve_read_stop_peer(sv, r);
+				continue;
+			}
 			read_fenced(sv, r);
 			return;
 		}
