@@ -754,11 +754,7 @@ static int on_info(struct admin *a, struct hs_clist *l, const struct name *names
 
 static int check_name(struct admin *a, const char *p, size_t len, const char *where)
 {
-	if (hs_stream_name_valid(p, len))
-		return 0;
-	return hs_cli_usage_error(&a->cli, "%sinvalid stream name '%.*s' (1..255 of "
-				  "A-Z a-z 0-9 . _ -, not starting with _)",
-				  where, (int)(len > 300 ? 300 : len), p);
+	return hs_cli_check_name(&a->cli, where, "stream", p, len);
 }
 
 static int names_from_argv(struct admin *a, char **argv, int argc, struct name **out)

@@ -965,10 +965,8 @@ static int parse_args(struct app *a, int argc, char **argv)
 	if (optind >= argc)
 		return hs_cli_usage_error(c, "STREAM is required");
 	a->stream = argv[optind++];
-	if (!hs_stream_name_valid(a->stream, strlen(a->stream)))
-		return hs_cli_usage_error(
-			c, "invalid stream name '%s' (1..255 of A-Z a-z 0-9 . _ -, not starting with _)",
-			a->stream);
+	if ((status = hs_cli_check_name(c, "", "stream", a->stream, strlen(a->stream))))
+		return status;
 	a->stream_len = (uint8_t)strlen(a->stream);
 	a->files = argv + optind;
 	a->nfiles = argc - optind;

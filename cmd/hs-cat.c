@@ -68,21 +68,11 @@ static const char help_text[] =
 #define MAX_HOPS 4       /* redirects and failovers per run */
 #define HOP_PAUSE_MS 250 /* before the second and later ones */
 
-enum {
-	OPT_FORMAT = HS_OPT_FIRST_PRIVATE,
-	OPT_GAPS,
-};
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_LONGOPTS,
-		{ "count", required_argument, NULL, 'c' },
-		{ "last", required_argument, NULL, 'n' },
-		{ "null", no_argument, NULL, '0' },
-		{ "delimiter", required_argument, NULL, 'd' },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "gaps", no_argument, NULL, OPT_GAPS },
+		HS_READOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli cli;
@@ -91,47 +81,20 @@ int main(int argc, char **argv)
 	struct hs_reader_sink sink;
 	struct hs_sconn conn;
 	struct hs_pos from, to;
-	const char *format = NULL, *delim = NULL, *stream, *range = NULL;
-	uint64_t count = 0, last = 0;
-	int have_last = 0, have_count = 0, nul = 0, gaps = 0, has_to = 0, opt, status, r;
+	struct hs_readopts o = { 0 };
+	const char *stream, *range = NULL;
+	int has_to = 0, opt, status, r;
 	char msg[512];
 	size_t idx;
 
 	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
-	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "c:n:0d:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS, longopts,
+				  NULL)) != -1) {
 		r = hs_cli_option(&cli, opt, optarg, &status);
 		if (r > 0)
 			goto out_cli;
-		if (r == 0)
-			continue;
-		switch (opt) {
-		case 'c':
-			if ((status = hs_cli_count(&cli, "-c", optarg, &count)))
-				goto out_cli;
-			have_count = 1;
-			break;
-		case 'n':
-			if ((status = hs_cli_count(&cli, "-n", optarg, &last)))
-				goto out_cli;
-			if (last > INT64_MAX) {
-				status = hs_cli_usage_error(&cli, "-n %s is too large", optarg);
-				goto out_cli;
-			}
-			have_last = 1;
-			break;
-		case '0':
-			nul = 1;
-			break;
-		case 'd':
-			delim = optarg;
-			break;
-		case OPT_FORMAT:
-			format = optarg;
-			break;
-		case OPT_GAPS:
-			gaps = 1;
-			break;
-		}
+		if (r < 0 && (status = hs_readopts_option(&o, &cli, opt, optarg)) > 0)
+			goto out_cli;
 	}
 	if (optind >= argc) {
 		status = hs_cli_usage_error(&cli, "missing STREAM");
@@ -144,18 +107,14 @@ int main(int argc, char **argv)
 		status = hs_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind]);
 		goto out_cli;
 	}
-	if (!hs_stream_name_valid(stream, strlen(stream))) {
-		status = hs_cli_usage_error(
-			&cli, "invalid stream name '%s' (1-255 of A-Z a-z 0-9 . _ -, not "
-			      "starting with '_')", stream);
+	if ((status = hs_cli_check_name(&cli, "", "stream", stream, strlen(stream))))
 		goto out_cli;
-	}
-	if (have_last && range) {
+	if (o.have_last && range) {
 		status = hs_cli_usage_error(&cli, "-n and a RANGE cannot be used together");
 		goto out_cli;
 	}
-	if (have_last) {
-		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)last };
+	if (o.have_last) {
+		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)o.last };
 	} else if (hs_range_parse(range ? range : "..", (int64_t)hs_wall_ms(), &from, &to, &has_to) < 0) {
 		const char *why = hs_range_error(range, (int64_t)hs_wall_ms());
 
@@ -163,10 +122,8 @@ int main(int argc, char **argv)
 					    why ? why : "?");
 		goto out_cli;
 	}
-	if (hs_reader_fmt_setup(&fmt, format, nul, delim, msg, sizeof(msg)) < 0) {
-		status = hs_cli_usage_error(&cli, "%s", msg);
+	if ((status = hs_readopts_fmt(&o, &cli, &fmt)))
 		goto out_cli;
-	}
 	if ((status = hs_cli_finish(&cli)))
 		goto out_fmt;
 
@@ -177,21 +134,21 @@ int main(int argc, char **argv)
 		status = hs_cli_fail(&cli, hs_exit_status(r), "%s", msg);
 		goto out_fmt;
 	}
-	hs_reader_init(&rd, gaps ? HS_CREAD_GAPS : 0, HS_READER_WIN_RECORDS, HS_READER_WIN_BYTES,
+	hs_reader_init(&rd, o.gaps ? HS_CREAD_GAPS : 0, HS_READER_WIN_RECORDS, HS_READER_WIN_BYTES,
 		       (int)cli.timeout_ms, &hs_reader_sink_ops, &sink);
 	/* An explicit TO travels as is; a defaulted one is "none": the tail
 	 * pinned when the read starts. */
-	if (have_count && !count) {
+	if (o.have_count && !o.count) {
 		/* -c 0: limit 0 would mean "no limit"; an empty range still
 		 * checks that the stream exists. */
 		to = from;
 		has_to = 1;
 	}
-	hs_reader_add(&rd, stream, &from, has_to ? &to : NULL, count);
+	hs_reader_add(&rd, stream, &from, has_to ? &to : NULL, o.count);
 	hs_reader_sink_init(&sink, &fmt, &rd, 1, cli.prog);
 	sink.names = fmt.kind == HS_FMT_TEMPLATE;
-	sink.show_gaps = gaps;
-	sink.max = count;
+	sink.show_gaps = o.gaps;
+	sink.max = o.count;
 
 	for (int hops = 0;; hops++) {
 		const char *dest;

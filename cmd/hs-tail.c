@@ -98,9 +98,7 @@ static const char help_text[] =
 	"subscription is in use by another subscriber, 76 protocol mismatch.\n";
 
 enum {
-	OPT_FORMAT = HS_OPT_FIRST_PRIVATE,
-	OPT_GAPS,
-	OPT_FROM,
+	OPT_FROM = HS_READOPT_NEXT,
 	OPT_UNTIL,
 	OPT_SUB,
 };
@@ -140,15 +138,10 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		HS_CLI_LONGOPTS,
-		{ "count", required_argument, NULL, 'c' },
-		{ "last", required_argument, NULL, 'n' },
+		HS_READOPT_LONGOPTS,
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "retry", no_argument, NULL, 'F' },
-		{ "null", no_argument, NULL, '0' },
-		{ "delimiter", required_argument, NULL, 'd' },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "gaps", no_argument, NULL, OPT_GAPS },
 		{ "sub", required_argument, NULL, OPT_SUB },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -160,36 +153,27 @@ int main(int argc, char **argv)
 	struct hs_pos from = { .kind = HS_POS_TAIL }, until = { 0 };
 	struct sigaction sa;
 	sigset_t block, waitmask;
-	const char *format = NULL, *delim = NULL, *sub = NULL;
-	uint64_t count = 0, last = 0;
-	int have_last = 0, have_count = 0, have_from = 0, have_until = 0, nul = 0, gaps = 0, retry = 0, opt, status, r;
+	struct hs_readopts o = { 0 };
+	const char *sub = NULL;
+	int have_from = 0, have_until = 0, retry = 0, opt, status, r;
 	int backoff = BACKOFF_MIN_MS, warned = 0, followed = 0, hops = 0;
 	char msg[512], redirect[256] = "";
 	size_t idx;
 
 	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
-	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "c:n:0d:F", longopts, NULL)) !=
-	       -1) {
+	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS "F", longopts,
+				  NULL)) != -1) {
 		r = hs_cli_option(&cli, opt, optarg, &status);
 		if (r > 0)
 			goto out_cli;
 		if (r == 0)
 			continue;
+		if ((r = hs_readopts_option(&o, &cli, opt, optarg)) >= 0) {
+			if ((status = r))
+				goto out_cli;
+			continue;
+		}
 		switch (opt) {
-		case 'c':
-			if ((status = hs_cli_count(&cli, "-c", optarg, &count)))
-				goto out_cli;
-			have_count = 1;
-			break;
-		case 'n':
-			if ((status = hs_cli_count(&cli, "-n", optarg, &last)))
-				goto out_cli;
-			if (last > INT64_MAX) {
-				status = hs_cli_usage_error(&cli, "-n %s is too large", optarg);
-				goto out_cli;
-			}
-			have_last = 1;
-			break;
 		case OPT_FROM:
 			if ((status = parse_pos(&cli, "--from", optarg, &from)))
 				goto out_cli;
@@ -206,18 +190,6 @@ int main(int argc, char **argv)
 		case 'F':
 			retry = 1;
 			break;
-		case '0':
-			nul = 1;
-			break;
-		case 'd':
-			delim = optarg;
-			break;
-		case OPT_FORMAT:
-			format = optarg;
-			break;
-		case OPT_GAPS:
-			gaps = 1;
-			break;
 		}
 	}
 	if (sub) {
@@ -226,39 +198,28 @@ int main(int argc, char **argv)
 						    "names its stream)");
 			goto out_cli;
 		}
-		if (have_last || have_from || have_until) {
+		if (o.have_last || have_from || have_until) {
 			status = hs_cli_usage_error(&cli, "--sub starts at the subscription's "
 						    "checkpoint: -n, --from and --until do not apply");
 			goto out_cli;
 		}
-		if (!hs_stream_name_valid(sub, strlen(sub))) {
-			status = hs_cli_usage_error(
-				&cli, "invalid subscription name '%s' (1-255 of A-Z a-z 0-9 . _ -, "
-				      "not starting with '_')", sub);
+		if ((status = hs_cli_check_name(&cli, "", "subscription", sub, strlen(sub))))
 			goto out_cli;
-		}
 	} else if (optind >= argc) {
 		status = hs_cli_usage_error(&cli, "missing STREAM");
 		goto out_cli;
 	}
-	for (int i = optind; i < argc; i++) {
-		if (!hs_stream_name_valid(argv[i], strlen(argv[i]))) {
-			status = hs_cli_usage_error(
-				&cli, "invalid stream name '%s' (1-255 of A-Z a-z 0-9 . _ -, "
-				      "not starting with '_')", argv[i]);
+	for (int i = optind; i < argc; i++)
+		if ((status = hs_cli_check_name(&cli, "", "stream", argv[i], strlen(argv[i]))))
 			goto out_cli;
-		}
-	}
-	if (have_last && have_from) {
+	if (o.have_last && have_from) {
 		status = hs_cli_usage_error(&cli, "-n and --from cannot be used together");
 		goto out_cli;
 	}
-	if (have_last)
-		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)last };
-	if (hs_reader_fmt_setup(&fmt, format, nul, delim, msg, sizeof(msg)) < 0) {
-		status = hs_cli_usage_error(&cli, "%s", msg);
+	if (o.have_last)
+		from = (struct hs_pos){ .kind = HS_POS_TAIL, .offset = -(int64_t)o.last };
+	if ((status = hs_readopts_fmt(&o, &cli, &fmt)))
 		goto out_cli;
-	}
 	if ((status = hs_cli_finish(&cli)))
 		goto out_fmt;
 
@@ -274,21 +235,21 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	hs_reader_init(&rd, HS_CREAD_FOLLOW | (gaps ? HS_CREAD_GAPS : 0), HS_READER_WIN_RECORDS,
+	hs_reader_init(&rd, HS_CREAD_FOLLOW | (o.gaps ? HS_CREAD_GAPS : 0), HS_READER_WIN_RECORDS,
 		       HS_READER_WIN_BYTES, -1, &hs_reader_sink_ops, &sink);
 	rd.retry_ms = retry ? RETRY_MS : 0;
-	if (have_count && !count)
+	if (o.have_count && !o.count)
 		until = from; /* -c 0: an empty read, not "no limit" */
-	if (sub && have_count && !count)
+	if (sub && o.have_count && !o.count)
 		goto out_reader; /* nothing wanted: not even a session */
 	if (sub)
-		hs_reader_subscribe(&rd, sub, count);
+		hs_reader_subscribe(&rd, sub, o.count);
 	for (int i = optind; i < argc; i++)
-		hs_reader_add(&rd, argv[i], &from, &until, count);
+		hs_reader_add(&rd, argv[i], &from, &until, o.count);
 	hs_reader_sink_init(&sink, &fmt, &rd, 1, cli.prog);
 	sink.names = fmt.kind == HS_FMT_TEMPLATE || rd.n > 1;
-	sink.show_gaps = gaps;
-	sink.max = count;
+	sink.show_gaps = o.gaps;
+	sink.max = o.count;
 
 	status = 0;
 	while (!stop_flag) {

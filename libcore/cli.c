@@ -10,6 +10,7 @@
 #include "err.h"
 #include "log.h"
 #include "parse.h"
+#include "proto_client.h"
 
 void hs_cli_init(struct hs_cli *c, const char *argv0, int def_level,
 		 const char *usage, const char *help)
@@ -143,6 +144,15 @@ int hs_cli_count(struct hs_cli *c, const char *flag, const char *arg, uint64_t *
 		return hs_cli_usage_error(c, "invalid %s '%s' (use a number of records)", flag,
 					  arg);
 	return 0;
+}
+
+int hs_cli_check_name(struct hs_cli *c, const char *where, const char *what, const char *name,
+		      size_t len)
+{
+	if (hs_stream_name_valid(name, len))
+		return 0;
+	return hs_cli_usage_error(c, "%sinvalid %s name '%.*s' (" HS_NAME_RULE ")", where, what,
+				  (int)(len > 300 ? 300 : len), name);
 }
 
 void hs_cli_free(struct hs_cli *c)

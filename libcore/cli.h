@@ -70,6 +70,16 @@ int hs_cli_fail(struct hs_cli *c, int status, const char *fmt, ...)
  * with *out set, or prints a usage error and returns 64. */
 int hs_cli_count(struct hs_cli *c, const char *flag, const char *arg, uint64_t *out);
 
+/* The rule of hs_stream_name_valid(), as users are told it. */
+#define HS_NAME_RULE "1-255 of A-Z a-z 0-9 . _ -, not starting with '_'"
+
+/* Check a stream or subscription name (hs_stream_name_valid).  Returns 0
+ * if name[0..len) is valid, else prints the usage error "<where>invalid
+ * <what> name 'NAME' (HS_NAME_RULE)" and returns 64.  what: "stream" or
+ * "subscription"; where: a prefix such as "names.txt:3: ", or "". */
+int hs_cli_check_name(struct hs_cli *c, const char *where, const char *what, const char *name,
+		      size_t len);
+
 void hs_cli_free(struct hs_cli *c);
 
 #endif

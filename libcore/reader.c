@@ -726,3 +726,45 @@ int hs_reader_fmt_setup(struct hs_fmt_out *o, const char *format, int nul, const
 	}
 	return 0;
 }
+
+int hs_readopts_option(struct hs_readopts *o, struct hs_cli *c, int opt, const char *arg)
+{
+	int st;
+
+	switch (opt) {
+	case 'c':
+		if ((st = hs_cli_count(c, "-c", arg, &o->count)))
+			return st;
+		o->have_count = 1;
+		return 0;
+	case 'n':
+		if ((st = hs_cli_count(c, "-n", arg, &o->last)))
+			return st;
+		if (o->last > INT64_MAX)
+			return hs_cli_usage_error(c, "-n %s is too large", arg);
+		o->have_last = 1;
+		return 0;
+	case '0':
+		o->nul = 1;
+		return 0;
+	case 'd':
+		o->delim = arg;
+		return 0;
+	case HS_READOPT_FORMAT:
+		o->format = arg;
+		return 0;
+	case HS_READOPT_GAPS:
+		o->gaps = 1;
+		return 0;
+	}
+	return -1;
+}
+
+int hs_readopts_fmt(const struct hs_readopts *o, struct hs_cli *c, struct hs_fmt_out *fmt)
+{
+	char msg[256];
+
+	if (hs_reader_fmt_setup(fmt, o->format, o->nul, o->delim, msg, sizeof(msg)) < 0)
+		return hs_cli_usage_error(c, "%s", msg);
+	return 0;
+}

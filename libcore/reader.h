@@ -55,6 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "format.h"
 #include "pos.h"
 #include "syncconn.h"
@@ -230,6 +231,43 @@ void hs_reader_sink_init(struct hs_reader_sink *k, struct hs_fmt_out *fmt,
  */
 int hs_reader_fmt_setup(struct hs_fmt_out *o, const char *format, int nul, const char *delim,
 			char *msg, size_t n);
+
+/*
+ * The read and output flags hs-cat and hs-tail share: -c/--count N,
+ * -n/--last N, -0/--null, -d/--delimiter DELIM, --format FMT, --gaps.  A
+ * tool puts HS_READOPT_SHORTOPTS and HS_READOPT_LONGOPTS in its getopt
+ * tables (its own private option values start at HS_READOPT_NEXT) and
+ * passes each option to hs_readopts_option(), then hs_readopts_fmt() to
+ * set up its output.
+ */
+enum { HS_READOPT_FORMAT = HS_OPT_FIRST_PRIVATE, HS_READOPT_GAPS, HS_READOPT_NEXT };
+
+#define HS_READOPT_SHORTOPTS "c:n:0d:"
+#define HS_READOPT_LONGOPTS                                            \
+	{ "count", required_argument, NULL, 'c' },                     \
+	{ "last", required_argument, NULL, 'n' },                      \
+	{ "null", no_argument, NULL, '0' },                            \
+	{ "delimiter", required_argument, NULL, 'd' },                 \
+	{ "format", required_argument, NULL, HS_READOPT_FORMAT },      \
+	{ "gaps", no_argument, NULL, HS_READOPT_GAPS }
+
+struct hs_readopts {
+	uint64_t count;           /* -c: records wanted (have_count) */
+	uint64_t last;            /* -n: the last N records (have_last) */
+	int have_count, have_last;
+	int nul, gaps;            /* -0, --gaps */
+	const char *delim;        /* -d, or NULL; borrowed from argv */
+	const char *format;       /* --format, or NULL (raw); borrowed */
+};
+
+/* Handle opt if it is one of the flags above.  Returns -1 (not one of
+ * them), 0 (recorded in o), or 64 after printing a usage error (a count
+ * that is not a number, -n over INT64_MAX). */
+int hs_readopts_option(struct hs_readopts *o, struct hs_cli *c, int opt, const char *arg);
+
+/* hs_reader_fmt_setup() from o.  Returns 0, or 64 after printing the
+ * usage error. */
+int hs_readopts_fmt(const struct hs_readopts *o, struct hs_cli *c, struct hs_fmt_out *fmt);
 
 /* The callbacks; their arg is the struct hs_reader_sink.  flush returns
  * hs_reader_write()'s code (-EPIPE when stdout's reader went away). */
