@@ -63,9 +63,11 @@
 
 static const char usage_text[] =
 	"usage: hs-admin [options] stream create NAME... [--replication R] [--retention DUR]\n"
-	"                          [--offload-after DUR] [--durability MODE] [--exist-ok]\n"
+	"                          [--offload-after DUR] [--offload-size SIZE]\n"
+	"                          [--durability MODE] [--exist-ok]\n"
 	"       hs-admin [options] stream create --from-file FILE|- [attribute options]\n"
 	"       hs-admin [options] stream alter NAME... [--retention DUR] [--offload-after DUR]\n"
+	"                          [--offload-size SIZE]\n"
 	"       hs-admin [options] stream delete NAME... [-f]\n"
 	"       hs-admin [options] stream list [--names | --json] [--prefix P]\n"
 	"       hs-admin [options] stream info NAME... [--json]\n"
@@ -106,6 +108,8 @@ static const char help_text[] =
 	"      --retention DUR        drop records older than DUR; 0 = forever (create, alter)\n"
 	"      --offload-after DUR    offload records older than DUR; 0 = never (create,\n"
 	"                             alter; hs-offload applies it)\n"
+	"      --offload-size SIZE    also offload, whatever its age, once SIZE bytes are\n"
+	"                             waiting in Tier1; 0 = no size trigger (create, alter)\n"
 	"      --durability MODE      sync, async or memory (create)\n"
 	"      --from-file FILE       read names to create, one per line; - is stdin\n"
 	"      --exist-ok             an existing stream is not an error (create)\n"
@@ -152,6 +156,7 @@ enum {
 	OPT_FROM,
 	OPT_ACK_TIMEOUT,
 	OPT_MAX_UNACKED,
+	OPT_OFFLOAD_SIZE,
 };
 
 /* Which verb-specific flags were given (struct cmd.flags: which are allowed). */
@@ -172,12 +177,14 @@ enum {
 	F_FROM = 1 << 13,
 	F_ACK_TIMEOUT = 1 << 14,
 	F_MAX_UNACKED = 1 << 15,
+	F_OFFLOAD_SIZE = 1 << 16,
 };
 
 static const char *const flag_names[] = {
 	"--replication", "--retention", "--offload-after", "--durability", "--from-file",
 	"--exist-ok", "--force", "--names", "--json", "--prefix", "--before",
 	"--wait-healthy", "--stream", "--from", "--ack-timeout", "--max-unacked",
+	"--offload-size",
 };
 
 struct name {
@@ -313,11 +320,13 @@ static void info_json(struct hs_buf *b, const char *name, size_t len,
 	/* Log ids use all 64 bits: a string, since JSON readers such as jq
 	 * keep numbers as doubles (exact only below 2^53). */
 	hs_buf_printf(b, ",\"log\":\"%llu\",\"replication\":%u,\"durability\":\"%s\","
-		      "\"retention_ms\":%llu,\"offload_after_ms\":%llu,\"head\":",
+		      "\"retention_ms\":%llu,\"offload_after_ms\":%llu,\"offload_size\":%llu,"
+		      "\"head\":",
 		      (unsigned long long)in->log, in->attrs.replication,
 		      hs_durability_name(in->attrs.durability),
 		      (unsigned long long)in->attrs.retention_ms,
-		      (unsigned long long)in->attrs.offload_after_ms);
+		      (unsigned long long)in->attrs.offload_after_ms,
+		      (unsigned long long)in->attrs.offload_size);
 	put_lsn(b, in->head, true);
 	hs_buf_append(b, ",\"tail\":", 8);
 	put_lsn(b, in->tail, true);
@@ -371,6 +380,13 @@ static void info_text(struct hs_buf *b, const char *name, size_t len,
 	put_dur(b, in->attrs.retention_ms, "forever");
 	hs_buf_printf(b, "\noffload-after ");
 	put_dur(b, in->attrs.offload_after_ms, "never");
+	hs_buf_printf(b, "\noffload-size  ");
+	if (in->attrs.offload_size) {
+		hs_fmt_size(sz, sizeof(sz), in->attrs.offload_size);
+		hs_buf_printf(b, "%s", sz);
+	} else {
+		hs_buf_printf(b, "none");
+	}
 	if (in->epoch) {
 		hs_buf_printf(b, "\nepoch         %u\nepoch-r       %u\nnodeset       ",
 			      in->epoch, in->r);
@@ -888,9 +904,9 @@ static int cmd_alter(struct admin *a, int argc, char **argv)
 
 	if (!argc)
 		return hs_cli_usage_error(&a->cli, "stream alter needs a NAME");
-	if (!(a->flags & (F_RETENTION | F_OFFLOAD)))
-		return hs_cli_usage_error(&a->cli,
-					  "stream alter needs --retention or --offload-after");
+	if (!(a->flags & (F_RETENTION | F_OFFLOAD | F_OFFLOAD_SIZE)))
+		return hs_cli_usage_error(
+			&a->cli, "stream alter needs --retention, --offload-after or --offload-size");
 	st = names_from_argv(a, argv, argc, &names);
 	if (st)
 		return st;
@@ -1729,11 +1745,11 @@ struct cmd {
 	unsigned flags;            /* F_* this verb accepts */
 };
 
-#define F_ATTRS (F_REPLICATION | F_RETENTION | F_OFFLOAD | F_DURABILITY)
+#define F_ATTRS (F_REPLICATION | F_RETENTION | F_OFFLOAD | F_OFFLOAD_SIZE | F_DURABILITY)
 
 static const struct cmd cmds[] = {
 	{ "stream", "create", cmd_create, F_ATTRS | F_FROM_FILE | F_EXIST_OK },
-	{ "stream", "alter", cmd_alter, F_RETENTION | F_OFFLOAD },
+	{ "stream", "alter", cmd_alter, F_RETENTION | F_OFFLOAD | F_OFFLOAD_SIZE },
 	{ "stream", "delete", cmd_delete, F_FORCE },
 	{ "stream", "list", cmd_list, F_NAMES | F_JSON | F_PREFIX },
 	{ "stream", "info", cmd_info, F_JSON },
@@ -1763,6 +1779,7 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 		{ "replication", required_argument, NULL, OPT_REPLICATION },
 		{ "retention", required_argument, NULL, OPT_RETENTION },
 		{ "offload-after", required_argument, NULL, OPT_OFFLOAD },
+		{ "offload-size", required_argument, NULL, OPT_OFFLOAD_SIZE },
 		{ "durability", required_argument, NULL, OPT_DURABILITY },
 		{ "from-file", required_argument, NULL, OPT_FROM_FILE },
 		{ "exist-ok", no_argument, NULL, OPT_EXIST_OK },
@@ -1810,6 +1827,13 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 				return status;
 			a->attrs.mask |= HS_ATTR_OFFLOAD;
 			a->flags |= F_OFFLOAD;
+			break;
+		case OPT_OFFLOAD_SIZE:
+			if (hs_parse_size(optarg, &a->attrs.offload_size) < 0)
+				return hs_cli_usage_error(
+					c, "invalid --offload-size '%s' (use 0 4096 64M 1G)", optarg);
+			a->attrs.mask |= HS_ATTR_OFFLOAD_SIZE;
+			a->flags |= F_OFFLOAD_SIZE;
 			break;
 		case OPT_DURABILITY:
 			if (hs_durability_parse(optarg) < 0)

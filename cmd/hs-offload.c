@@ -23,6 +23,18 @@
  * offloaded records: the next run sees offload > tier1_trim and trims
  * first.  Every step is idempotent, so re-running is always safe.
  *
+ * POLICIES.  Each stream's record holds offload_after (age), offload_size
+ * (backlog) and retention (hs-admin stream create/alter; STREAM_LIST
+ * reports them); --older-than, --offload-size and --retention override
+ * them one by one.  Records older than offload_after are offloaded; and
+ * once at least offload_size payload bytes are released and not offloaded,
+ * everything released is, whatever its age.  hs-serve keeps no byte counts
+ * per LSN range, so that backlog is measured by reading it (without a
+ * segment writer), stopping as soon as offload_size bytes were seen: at
+ * most offload_size bytes read per stream and run, and none when the age
+ * policy already takes everything.  --min-size is no trigger: it only
+ * keeps any segment smaller than it from being written.
+ *
  * RETENTION.  With a retention policy, whole objects (segments, or folded
  * manifest objects with all their segments) whose newest record is older
  * than it are dropped from the manifest (TIER_PUBLISH EXPIRE) and then
@@ -30,7 +42,27 @@
  *
  * SWEEP.  Objects under logs/<log>/ that no manifest names (uploads of
  * crashed or refused runs, leftovers of an expiry) and that are older than
- * the grace period (their creation time is in their key) are deleted.
+ * the grace period (their creation time is in their key) are deleted.  A
+ * run over all streams (no --stream) also lists logs/ as a whole and
+ * deletes the objects, older than the grace period, of every log that no
+ * stream has any more (deleted streams: their log id is never reused).
+ * The set of live logs is the STREAM_LIST taken before the listing, so a
+ * stream created after it is missing from the set; but its log id is new
+ * and its objects are written only after it exists, hence after that
+ * STREAM_LIST, so they are younger than the grace period (for clocks
+ * skewed by less than it) and stay.  A listing that did not give every
+ * stream's log id, or no stream at all (a fresh cluster pointed at an old
+ * destination?), disables this part.  The manifest register t/<log> of a
+ * deleted stream stays (registers are never deleted); nothing reads it.
+ *
+ * REDIRECTS AND FAILOVER (client.h).  TIER_INFO, TIER_PUBLISH, STREAM_TRIM
+ * and READ of a stream another hs-serve sequences are refused with
+ * -HS_EREDIRECT and its address: hs-offload connects there and sends the
+ * request again (once per request; a read resumes where it stopped) and
+ * stays connected there for the following streams.  A lost connection,
+ * with -a listing several addresses, is connected again through the list
+ * and the request sent again: every request hs-offload makes is
+ * idempotent.
  *
  * OUTPUT.  Silent on success (cron mails only failures); progress lines on
  * stderr only when stderr is a tty; -v prints one summary line; --dry-run
@@ -62,6 +94,7 @@
 #include "err.h"
 #include "log.h"
 #include "manifest.h"
+#include "net.h"
 #include "parse.h"
 #include "pos.h"
 #include "proto.h"
@@ -74,10 +107,12 @@
 #define SEG_SIZE_DEFAULT (256ull << 20)
 #define GRACE_DEFAULT (3600ull * 1000)
 #define LIST_PAGE 1000
+#define MAX_HOPS 4             /* redirects and failovers per read */
 
 static const char usage_text[] =
 	"usage: hs-offload [options] [--stream GLOB]... [--to URL] [--older-than DUR]\n"
-	"                  [--retention DUR] [--min-size SIZE] [--dry-run] [--lock FILE]\n"
+	"                  [--offload-size SIZE] [--retention DUR] [--min-size SIZE]\n"
+	"                  [--dry-run] [--lock FILE]\n"
 	"       hs-offload [options] --sweep | --verify\n"
 	"       hs-offload -h | --help | -V | --version\n";
 
@@ -87,9 +122,10 @@ static const char help_text[] =
 	"usage: hs-offload [options]\n"
 	"\n"
 	"Offloads every selected stream's released records older than its\n"
-	"offload-after policy into segments at URL, publishes them in the stream's\n"
-	"manifest, then trims them from Tier1; applies retention to Tier2 and\n"
-	"sweeps orphaned objects.  Silent on success.\n"
+	"offload-after policy (or all of them once its offload-size is waiting) into\n"
+	"segments at URL, publishes them in the stream's manifest, then trims them\n"
+	"from Tier1; applies retention to Tier2 and sweeps orphaned objects and those\n"
+	"of deleted streams.  Silent on success.\n"
 	"\n"
 	"options:\n"
 	"      --stream GLOB          only streams matching GLOB (repeatable; default all)\n"
@@ -97,6 +133,9 @@ static const char help_text[] =
 	"                             (HS_TIER_URL)\n"
 	"      --older-than DUR       offload records older than DUR (overrides the\n"
 	"                             streams' offload-after; 0 = everything released)\n"
+	"      --offload-size SIZE    offload everything released once SIZE bytes wait\n"
+	"                             (overrides the streams' offload-size; 0 = no\n"
+	"                             size trigger)\n"
 	"      --retention DUR        delete Tier2 segments older than DUR (overrides\n"
 	"                             the streams' retention; 0 = keep)\n"
 	"      --min-size SIZE        write no segment with less than SIZE payload bytes\n"
@@ -108,11 +147,13 @@ static const char help_text[] =
 	"      --credentials FILE     S3 key id and secret (else AWS_ACCESS_KEY_ID and\n"
 	"                             AWS_SECRET_ACCESS_KEY)\n"
 	"      --grace DUR            sweep only orphans older than DUR (default 1h)\n"
-	"      --sweep                only sweep orphaned objects\n"
+	"      --sweep                only sweep orphaned objects (and, without --stream,\n"
+	"                             those of deleted streams)\n"
 	"      --verify               only check every published segment end to end\n"
 	"      --dry-run              print what would be done; change nothing\n"
 	"      --lock FILE            hold an exclusive lock on FILE; exit 75 if held\n"
-	"  -a, --addr ADDR            server: unix:PATH or HOST:PORT (HS_ADDR)\n"
+	"  -a, --addr ADDR[,ADDR]...  server: unix:PATH or HOST:PORT, a list fails over\n"
+	"                             (HS_ADDR)\n"
 	"  -t, --timeout DUR          per request, default 5s (HS_TIMEOUT)\n"
 	"      --config FILE          configuration file (HS_CONFIG)\n"
 	"  -X KEY=VAL                 override one configuration key\n"
@@ -143,13 +184,14 @@ enum {
 	OPT_VERIFY,
 	OPT_DRY_RUN,
 	OPT_LOCK,
+	OPT_OFFLOAD_SIZE,
 };
 
 /* A stream to work on, from STREAM_LIST. */
 struct target {
 	char name[HS_NAME_MAX + 1];
 	uint8_t nlen;
-	uint64_t offload_after_ms, retention_ms;
+	uint64_t offload_after_ms, retention_ms, offload_size;
 };
 
 struct offload {
@@ -159,6 +201,7 @@ struct offload {
 	const char *url, *key_file, *lock_path;
 	struct hs_tier_opts topts;
 	int64_t older_ms, retention_ms;   /* -1: the stream's policy */
+	int64_t offload_size;             /* -1: the stream's policy */
 	uint64_t min_size, seg_size, grace_ms;
 	bool dry_run, sweep_only, verify_only, progress;
 	const char *crash_at;             /* HS_OFFLOAD_CRASH_AT (tests only) */
@@ -168,8 +211,14 @@ struct offload {
 	bool have_key;
 	struct hs_sconn c;
 	bool connected;
-	struct hs_buf req;
+	struct hs_buf req;                /* the request, kept to send it again */
+	char redirect[HS_NET_ADDR_MAX];   /* the last reply's RESULT -HS_EREDIRECT */
 	int status;                       /* first failure's exit status */
+	/* Every stream's log id (sorted), for the sweep of deleted streams;
+	 * logs_ok when the listing gave them all. */
+	uint64_t *logs;
+	size_t nlogs;
+	bool logs_ok;
 
 	/* summary */
 	uint64_t streams, segments, records, bytes, swept, expired, verified;
@@ -276,18 +325,63 @@ static int transport_fail(struct offload *o, int r)
 	return fail(o, hs_exit_status(r), "%s", hs_strerror(r));
 }
 
-/* Send o->req and wait for the reply of type want into *f.  Returns 0 or
- * the exit status after saying why. */
+/* Connect again to dest: a redirect's address (o->redirect or a reader's;
+ * if it does not answer, -a's list instead) or -a's list (o->cli.addr)
+ * after a lost connection.  Returns 0 or the exit status after saying
+ * why. */
+static int hop(struct offload *o, const char *why, const char *dest)
+{
+	char msg[512];
+	bool redirect = dest != o->cli.addr;
+	int r;
+
+	if (o->cli.verbosity > 1 || o->progress)
+		fprintf(stderr, "%s: %s; connecting to %s\n", o->cli.prog, why,
+			dest ? dest : "the default address");
+	r = hs_client_reconnect(&o->c, dest, o->cli.timeout_ms, msg, sizeof(msg));
+	if (r < 0 && redirect)
+		r = hs_client_reconnect(&o->c, o->cli.addr, o->cli.timeout_ms, msg, sizeof(msg));
+	o->connected = r == 0;
+	return r < 0 ? fail(o, hs_exit_status(r), "%s", msg) : 0;
+}
+
+/* Send o->req (built by the caller after hs_buf_reset; kept so that it
+ * can be sent again) and wait for the reply of type want into *f.  The
+ * RESULT -HS_EREDIRECT that precedes a reply whose entries were redirected
+ * leaves its address in o->redirect (else it is ""): the caller follows it
+ * with follow_redirect().  A lost connection, when -a lists several
+ * addresses, is connected again through the list and the request sent
+ * again, once.  Returns 0 or the exit status after saying why. */
 static int call(struct offload *o, uint64_t id, uint16_t want, struct hs_frame *f)
 {
 	char msg[512];
-	int r;
+	int r, st;
 
-	hs_buf_append(hs_sconn_out(&o->c), o->req.data, o->req.len);
-	hs_buf_reset(&o->req);
-	r = hs_client_call(&o->c, id, f);
-	if (r < 0)
+	o->redirect[0] = 0;
+	for (bool again = true;; again = false) {
+		if (!o->connected && (st = hop(o, "not connected", o->cli.addr)))
+			return st;
+		hs_buf_append(hs_sconn_out(&o->c), o->req.data, o->req.len);
+		r = hs_client_call(&o->c, id, f);
+		/* The first address named is the one followed. */
+		while (r == 1 && f->type == HS_MSG_RESULT &&
+		       hs_client_result(f, o->redirect[0] ? NULL : o->redirect,
+					sizeof(o->redirect)) == -HS_EREDIRECT)
+			r = hs_client_call(&o->c, id, f);
+		if ((r == -HS_EUNAVAIL || r == -HS_ETIMEOUT) && again &&
+		    hs_client_multi(o->cli.addr)) {
+			if ((st = hop(o, r == -HS_ETIMEOUT ? hs_strerror(r)
+						   : "hs-serve closed the connection",
+				      o->cli.addr)))
+				return st;
+			continue;
+		}
+		break;
+	}
+	if (r < 0) {
+		o->connected = false;
 		return transport_fail(o, r);
+	}
 	if (f->type == want)
 		return 0;
 	r = hs_client_result(f, msg, sizeof(msg));
@@ -297,6 +391,23 @@ static int call(struct offload *o, uint64_t id, uint16_t want, struct hs_frame *
 		    hs_msg_name(f->type));
 }
 
+/* An entry of the last reply was refused with status: if it is the first
+ * -HS_EREDIRECT of this request (*again) and the reply named the
+ * sequencer, connect there and return 1 (send the request again); else
+ * 0, or the exit status (< 0 never: *st holds it) after a failed hop. */
+static int follow_redirect(struct offload *o, int32_t status, bool *again, int *st)
+{
+	char dest[sizeof(o->redirect)];
+
+	*st = 0;
+	if (status != -HS_EREDIRECT || !*again || !o->redirect[0])
+		return 0;
+	*again = false;
+	memcpy(dest, o->redirect, sizeof(dest));
+	*st = hop(o, "redirected to the stream's sequencer", dest);
+	return *st ? 0 : 1;
+}
+
 /* One-entry STATUSES request already in o->req: its status and value. */
 static int call_status(struct offload *o, uint64_t id, uint16_t type, int32_t *status,
 		       uint64_t *value)
@@ -304,14 +415,19 @@ static int call_status(struct offload *o, uint64_t id, uint16_t type, int32_t *s
 	struct hs_frame f;
 	struct hs_clist l;
 	struct hs_status_ent e;
-	int st = call(o, id, HS_MSG_STATUSES, &f);
+	bool again = true;
+	int st;
 
+	do {
+		if ((st = call(o, id, HS_MSG_STATUSES, &f)))
+			return st;
+		if (hs_msg_clist_dec(HS_MSG_STATUSES, f.body, f.body_len, &l) < 0 ||
+		    hs_statuses_next(&l, &e) != 1)
+			return fail(o, EX_PROTOCOL, "protocol error: malformed reply to %s",
+				    hs_msg_name(type));
+	} while (follow_redirect(o, e.status, &again, &st));
 	if (st)
 		return st;
-	if (hs_msg_clist_dec(HS_MSG_STATUSES, f.body, f.body_len, &l) < 0 ||
-	    hs_statuses_next(&l, &e) != 1)
-		return fail(o, EX_PROTOCOL, "protocol error: malformed reply to %s",
-			    hs_msg_name(type));
 	*status = e.status;
 	*value = e.value;
 	return 0;
@@ -327,16 +443,22 @@ static int tier_info(struct offload *o, const struct target *t, struct hs_tier_i
 	struct hs_frame f;
 	struct hs_clist l;
 	struct hs_tier_infos_ent e;
+	bool again = true;
 	int st, rc;
 
+	hs_buf_reset(&o->req);
 	hs_msg_tier_info_begin(&w, &o->req, id);
 	hs_msg_name_add(&w, t->name, t->nlen);
 	hs_msg_wr_end(&w);
-	if ((st = call(o, id, HS_MSG_TIER_INFOS, &f)))
+	do {
+		if ((st = call(o, id, HS_MSG_TIER_INFOS, &f)))
+			return st;
+		if (hs_msg_clist_dec(HS_MSG_TIER_INFOS, f.body, f.body_len, &l) < 0 ||
+		    hs_tier_infos_next(&l, &e) != 1)
+			return fail(o, EX_PROTOCOL, "protocol error: malformed TIER_INFOS");
+	} while (follow_redirect(o, e.status, &again, &st));
+	if (st)
 		return st;
-	if (hs_msg_clist_dec(HS_MSG_TIER_INFOS, f.body, f.body_len, &l) < 0 ||
-	    hs_tier_infos_next(&l, &e) != 1)
-		return fail(o, EX_PROTOCOL, "protocol error: malformed TIER_INFOS");
 	if (e.status)
 		return fail(o, hs_exit_status(e.status), "%s: %s", t->name,
 			    hs_strerror(e.status));
@@ -363,6 +485,7 @@ static int publish(struct offload *o, const struct target *t, uint64_t log, uint
 	int32_t status;
 	int st;
 
+	hs_buf_reset(&o->req);
 	hs_msg_tier_publish_begin(&w, &o->req, id);
 	hs_msg_tier_publish_add(&w, &e);
 	hs_msg_wr_end(&w);
@@ -383,6 +506,7 @@ static int trim_tier1(struct offload *o, const struct target *t, uint64_t last)
 	int32_t status;
 	int st;
 
+	hs_buf_reset(&o->req);
 	hs_msg_stream_trim_begin(&w, &o->req, id);
 	hs_msg_stream_trim_add(&w, t->name, t->nlen, &before);
 	hs_msg_wr_end(&w);
@@ -394,15 +518,24 @@ static int trim_tier1(struct offload *o, const struct target *t, uint64_t last)
 	return 0;
 }
 
-/* Every stream matching the globs, with its policies, into *out (owned). */
+static int logcmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every stream matching the globs, with its policies, into *out (owned);
+ * every stream's log id into o->logs (o->logs_ok unless one had no info). */
 static int list_streams(struct offload *o, struct target **out, size_t *n)
 {
 	char cursor[HS_NAME_MAX + 1] = "";
 	uint8_t clen = 0;
-	size_t cap = 0;
+	size_t cap = 0, capl = 0;
 
 	*out = NULL;
 	*n = 0;
+	o->logs_ok = true;
 	for (;;) {
 		uint64_t id = hs_client_next_id();
 		struct hs_list_req m = { .max = LIST_PAGE, .flags = HS_LIST_INFO,
@@ -412,6 +545,7 @@ static int list_streams(struct offload *o, struct target **out, size_t *n)
 		struct hs_streams_ent e;
 		int st;
 
+		hs_buf_reset(&o->req);
 		hs_msg_stream_list_enc(&o->req, id, &m);
 		if ((st = call(o, id, HS_MSG_STREAMS, &f)))
 			return st;
@@ -426,7 +560,16 @@ static int list_streams(struct offload *o, struct target **out, size_t *n)
 			clen = e.stream_len;
 			for (int i = 0; i < o->nglobs && !match; i++)
 				match = !fnmatch(o->globs[i], cursor, 0);
-			if (!match || e.status || !e.has_info)
+			if (e.status || !e.has_info) {
+				o->logs_ok = false;
+				continue;
+			}
+			if (o->nlogs == capl) {
+				capl = capl ? capl * 2 : 64;
+				o->logs = hs_xrealloc(o->logs, capl * sizeof(*o->logs));
+			}
+			o->logs[o->nlogs++] = e.info.log;
+			if (!match)
 				continue;
 			if (*n == cap) {
 				cap = cap ? cap * 2 : 16;
@@ -437,9 +580,12 @@ static int list_streams(struct offload *o, struct target **out, size_t *n)
 			t->nlen = clen;
 			t->offload_after_ms = e.info.attrs.offload_after_ms;
 			t->retention_ms = e.info.attrs.retention_ms;
+			t->offload_size = e.info.attrs.offload_size;
 		}
-		if (!(l.flags & HS_LIST_MORE) || !l.n)
+		if (!(l.flags & HS_LIST_MORE) || !l.n) {
+			qsort(o->logs, o->nlogs, sizeof(*o->logs), logcmp);
 			return 0;
+		}
 	}
 }
 
@@ -508,9 +654,33 @@ static int read_range(struct offload *o, const struct target *t, const struct hs
 	hs_reader_init(&rd, HS_CREAD_GAPS, HS_READER_WIN_RECORDS, HS_READER_WIN_BYTES,
 		       (int)o->cli.timeout_ms, &seg_ops, s);
 	hs_reader_add(&rd, t->name, from, &until, 0);
-	rc = hs_reader_start(&rd, &o->c);
-	if (rc == 0)
-		rc = hs_reader_run(&rd, NULL, NULL);
+	for (int hops = 0;; hops++) {
+		size_t idx;
+
+		rd.redirect[0] = 0;
+		rc = hs_reader_start(&rd, &o->c);
+		if (rc == 0)
+			rc = hs_reader_run(&rd, NULL, NULL);
+		/* As hs-cat: follow a redirect, or fail over through an -a
+		 * list; the read resumes where it stopped, so the segment
+		 * goes on seamlessly. */
+		if (hops >= MAX_HOPS || s->err)
+			break;
+		if (rc == -HS_EREDIRECT && rd.redirect[0]) {
+			if ((st = hop(o, "redirected to the stream's sequencer", rd.redirect)))
+				break;
+		} else if ((rc == -HS_EUNAVAIL || rc == -HS_ETIMEOUT) &&
+			   hs_client_multi(o->cli.addr) && hs_reader_status(&rd, &idx) != rc) {
+			if ((st = hop(o, hs_strerror(rc), o->cli.addr)))
+				break;
+		} else {
+			break;
+		}
+	}
+	if (st) {
+		hs_reader_free(&rd);
+		return st;
+	}
 	if (rc == HS_READER_STOP) {
 		/* Stopped early on purpose: end the read politely so the
 		 * connection can carry the publish. */
@@ -672,6 +842,32 @@ static int one_segment(struct offload *o, const struct target *t,
 	return 0;
 }
 
+/* Is at least size bytes of payload released and not offloaded?  Reads
+ * (offload point, limit] without a writer and stops at size bytes, so it
+ * costs at most size bytes.  Returns 0 with *yes set, or an exit status. */
+static int backlog_reaches(struct offload *o, const struct target *t,
+			   const struct hs_tier_info *ti, const struct hs_man *man, uint64_t size,
+			   bool *yes)
+{
+	uint64_t base = man->offload > ti->tier1_trim ? man->offload : ti->tier1_trim;
+	struct hs_pos from = { .kind = HS_POS_HEAD };
+	struct seg_read s = { .o = o, .max_bytes = size };
+	int st;
+
+	*yes = false;
+	if (base >= ti->limit)
+		return 0;
+	if (base)
+		from = lsn_pos(base + 1);
+	if ((st = read_range(o, t, &from, ti->limit, &s)))
+		return st;
+	*yes = s.bytes >= size;
+	if (*yes)
+		progress(o, "%s: at least %" PRIu64 " bytes wait for Tier2: offloading them all",
+			 t->name, size);
+	return 0;
+}
+
 /* ---- the whole manifest ------------------------------------------------------------ */
 
 /* Fetch the manifest object of ref r, check its hash and decode it into
@@ -810,6 +1006,7 @@ struct sweep {
 	struct offload *o;
 	char **keys;              /* sorted: every key the manifest names */
 	size_t nkeys;
+	bool dead_only;           /* only keys of logs not in o->logs */
 	char **del;               /* orphans to delete (owned) */
 	size_t ndel, capdel;
 	uint64_t before_ms;       /* orphans created before this */
@@ -845,13 +1042,35 @@ static uint64_t key_created(const char *key)
 	return end == dash ? (uint64_t)v : 0;
 }
 
+/* The log id of a key "logs/<16 hex digits>/...", or 0 if it is not one. */
+static uint64_t key_log(const char *key)
+{
+	uint64_t v = 0;
+
+	if (strncmp(key, "logs/", 5))
+		return 0;
+	key += 5;
+	for (int i = 0; i < 16; i++, key++) {
+		int d = *key >= '0' && *key <= '9' ? *key - '0'
+			: *key >= 'a' && *key <= 'f' ? *key - 'a' + 10 : -1;
+
+		if (d < 0)
+			return 0;
+		v = v << 4 | (uint64_t)d;
+	}
+	return *key == '/' ? v : 0;
+}
+
 static int on_listed(void *arg, const char *key, uint64_t size)
 {
 	struct sweep *w = arg;
 	const char *k = key;
-	uint64_t created;
+	uint64_t created, log;
 
-	if (bsearch(&k, w->keys, w->nkeys, sizeof(*w->keys), keycmp))
+	if (w->dead_only && (!(log = key_log(key)) ||
+			     bsearch(&log, w->o->logs, w->o->nlogs, sizeof(log), logcmp)))
+		return 0;
+	if (w->nkeys && bsearch(&k, w->keys, w->nkeys, sizeof(*w->keys), keycmp))
 		return 0;
 	if (!strstr(key, "/seg/") && !strstr(key, "/man/"))
 		return 0;
@@ -866,6 +1085,34 @@ static int on_listed(void *arg, const char *key, uint64_t size)
 	return 0;
 }
 
+/* List prefix into w and delete the orphans found (name: the stream, for
+ * messages).  Frees w->del.  Returns 0 or an exit status. */
+static int sweep_list(struct offload *o, const char *name, const char *prefix, struct sweep *w)
+{
+	int st = 0, rc;
+
+	if ((rc = hs_tier_list(o->tier, prefix, on_listed, w)) < 0)
+		st = tier_fail(o, rc, "listing Tier2 objects");
+	for (size_t i = 0; !st && i < w->ndel; i++) {
+		if (o->dry_run) {
+			printf("sweep %s %s\n", name, w->del[i]);
+			continue;
+		}
+		if ((rc = hs_tier_delete(o->tier, w->del[i])) < 0) {
+			st = tier_fail(o, rc, "deleting an orphaned object");
+			break;
+		}
+		o->swept++;
+		progress(o, "%s: swept '%s'", name, w->del[i]);
+	}
+	for (size_t i = 0; i < w->ndel; i++)
+		free(w->del[i]);
+	free(w->del);
+	w->del = NULL;
+	w->ndel = w->capdel = 0;
+	return st;
+}
+
 static int sweep(struct offload *o, const struct target *t, uint64_t log,
 		 const struct hs_man *man)
 {
@@ -873,7 +1120,7 @@ static int sweep(struct offload *o, const struct target *t, uint64_t log,
 	struct hs_man_entry *ents = NULL;
 	size_t n = 0;
 	char prefix[HS_MAN_KEY_MAX];
-	int st, rc;
+	int st;
 
 	if (o->grace_ms > now_ms())
 		w.before_ms = 0;
@@ -890,31 +1137,25 @@ static int sweep(struct offload *o, const struct target *t, uint64_t log,
 	}
 	qsort(w.keys, w.nkeys, sizeof(*w.keys), keycmp);
 	hs_man_log_prefix(prefix, log);
-	if ((rc = hs_tier_list(o->tier, prefix, on_listed, &w)) < 0) {
-		st = tier_fail(o, rc, "listing Tier2 objects");
-		goto out;
-	}
-	for (size_t i = 0; i < w.ndel; i++) {
-		if (o->dry_run) {
-			printf("sweep %s %s\n", t->name, w.del[i]);
-			continue;
-		}
-		if ((rc = hs_tier_delete(o->tier, w.del[i])) < 0) {
-			st = tier_fail(o, rc, "deleting an orphaned object");
-			break;
-		}
-		o->swept++;
-		progress(o, "%s: swept '%s'", t->name, w.del[i]);
-	}
+	st = sweep_list(o, t->name, prefix, &w);
 out:
 	for (size_t i = 0; i < w.nkeys; i++)
 		free(w.keys[i]);
-	for (size_t i = 0; i < w.ndel; i++)
-		free(w.del[i]);
 	free(w.keys);
-	free(w.del);
 	free(ents);
 	return st;
+}
+
+/* Every object of a log no stream has (a deleted stream's) that is older
+ * than the grace period: see SWEEP above for why a stream created during
+ * the run loses nothing.  Only after a run over every stream. */
+static int sweep_deleted(struct offload *o)
+{
+	struct sweep w = { .o = o, .before_ms = now_ms() - o->grace_ms, .dead_only = true };
+
+	if (o->grace_ms > now_ms())
+		w.before_ms = 0;
+	return sweep_list(o, "-", "logs/", &w);
 }
 
 /* ---- verify ------------------------------------------------------------------------------ */
@@ -966,6 +1207,11 @@ static int do_stream(struct offload *o, const struct target *t)
 	struct hs_man man = { 0 };
 	int64_t older = o->older_ms >= 0 ? o->older_ms : (int64_t)t->offload_after_ms;
 	int64_t keep = o->retention_ms >= 0 ? o->retention_ms : (int64_t)t->retention_ms;
+	int64_t size = o->offload_size >= 0 ? o->offload_size : (int64_t)t->offload_size;
+	/* due: an offload pass is due - by age (offload_after 0 means never,
+	 * unless --older-than says otherwise), or by size (below); all: of
+	 * everything released, whatever its age. */
+	bool due = o->older_ms >= 0 || older > 0, all = due && older == 0;
 	int st;
 
 	if ((st = tier_info(o, t, &ti, &man)))
@@ -983,9 +1229,14 @@ static int do_stream(struct offload *o, const struct target *t)
 		else
 			ti.tier1_trim = man.offload;
 	}
-	/* offload_after 0 means never, unless --older-than says otherwise. */
-	if (!o->sweep_only && (o->older_ms >= 0 || older > 0)) {
-		uint64_t cutoff = older > 0 ? now_ms() - (uint64_t)older : 0;
+	/* The size trigger: no need to measure when age takes everything. */
+	if (!o->sweep_only && size > 0 && !all) {
+		if ((st = backlog_reaches(o, t, &ti, &man, (uint64_t)size, &all)))
+			goto out;
+		due |= all;
+	}
+	if (!o->sweep_only && due) {
+		uint64_t cutoff = all ? 0 : now_ms() - (uint64_t)older;
 		bool done = false;
 
 		while (!done)
@@ -1025,6 +1276,7 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 		{ "stream", required_argument, NULL, OPT_STREAM },
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "older-than", required_argument, NULL, OPT_OLDER },
+		{ "offload-size", required_argument, NULL, OPT_OFFLOAD_SIZE },
 		{ "retention", required_argument, NULL, OPT_RETENTION },
 		{ "min-size", required_argument, NULL, OPT_MIN_SIZE },
 		{ "segment-size", required_argument, NULL, OPT_SEG_SIZE },
@@ -1061,6 +1313,13 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 			if ((st = parse_dur(o, "--retention", optarg, &v)))
 				return st;
 			o->retention_ms = (int64_t)v;
+			break;
+		case OPT_OFFLOAD_SIZE:
+			if ((st = parse_size(o, "--offload-size", optarg, &v)))
+				return st;
+			if (v > INT64_MAX)
+				return hs_cli_usage_error(&o->cli, "--offload-size is too large");
+			o->offload_size = (int64_t)v;
 			break;
 		case OPT_MIN_SIZE:
 			if ((st = parse_size(o, "--min-size", optarg, &o->min_size)))
@@ -1134,7 +1393,7 @@ static int run(struct offload *o)
 {
 	char err[HS_TIER_ERRLEN] = "", msg[512];
 	struct target *ts = NULL;
-	size_t n = 0;
+	size_t n = 0, i;
 	int lockfd = -1, rc, st;
 
 	if (o->lock_path && (st = take_lock(o, &lockfd)))
@@ -1166,13 +1425,20 @@ static int run(struct offload *o)
 		st = fail(o, EX_NOINPUT, "no stream matches the --stream patterns");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		st = do_stream(o, &ts[i]);
-		/* A lost connection ends everything; other failures only
-		 * their stream. */
-		if (st == hs_exit_status(-HS_EUNAVAIL))
+		/* A lost connection ends everything (unless -a lists others to
+		 * fail over to: the next request connects again); other
+		 * failures only their stream. */
+		if (st == hs_exit_status(-HS_EUNAVAIL) && !hs_client_multi(o->cli.addr))
 			break;
 	}
+	/* Deleted streams' objects: only when every stream was looked at, so
+	 * o->logs is the whole set of live logs; and never for a cluster
+	 * without streams, which is more likely a fresh one pointed at an
+	 * old destination than one whose every stream was deleted. */
+	if (i == n && !o->nglobs && !o->verify_only && o->logs_ok && o->nlogs)
+		sweep_deleted(o);
 	if (o->cli.verbosity > 0 && o->verify_only)
 		fprintf(stderr, "%s: %" PRIu64 " streams, %" PRIu64 " segments verified\n",
 			o->cli.prog, o->streams, o->verified);
@@ -1185,6 +1451,7 @@ static int run(struct offload *o)
 	st = o->status;
 out:
 	free(ts);
+	free(o->logs);
 	if (o->connected)
 		hs_sconn_close(&o->c);
 	hs_tier_close(o->tier);
@@ -1203,6 +1470,7 @@ int main(int argc, char **argv)
 	hs_cli_init(&o.cli, argv[0], HS_LOG_WARN, usage_text, help_text);
 	o.older_ms = -1;
 	o.retention_ms = -1;
+	o.offload_size = -1;
 	o.seg_size = SEG_SIZE_DEFAULT;
 	o.grace_ms = GRACE_DEFAULT;
 	o.crash_at = getenv("HS_OFFLOAD_CRASH_AT");

@@ -160,6 +160,8 @@ static void w_attrs(struct hs_buf *b, const struct hs_stream_attrs *a)
 	hs_w16(b, 0);
 	hs_w64(b, a->retention_ms);
 	hs_w64(b, a->offload_after_ms);
+	if (a->mask & HS_ATTR_OFFLOAD_SIZE)
+		hs_w64(b, a->offload_size);
 }
 
 static int r_attrs(struct hs_rd *r, struct hs_stream_attrs *a)
@@ -170,6 +172,7 @@ static int r_attrs(struct hs_rd *r, struct hs_stream_attrs *a)
 	hs_r16(r);
 	a->retention_ms = hs_r64(r);
 	a->offload_after_ms = hs_r64(r);
+	a->offload_size = a->mask & HS_ATTR_OFFLOAD_SIZE ? hs_r64(r) : 0;
 	if (r->err)
 		return r->err;
 	if (a->mask & ~(uint32_t)HS_ATTR_ALL)

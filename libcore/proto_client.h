@@ -76,14 +76,22 @@
  *
  * STREAM ADMIN
  * ------------
- * attrs (24 bytes): u32 mask | u8 replication | u8 durability | u16 0
- *   | u64 retention_ms | u64 offload_after_ms
+ * attrs (24 or 32 bytes): u32 mask | u8 replication | u8 durability
+ *   | u16 0 | u64 retention_ms | u64 offload_after_ms
+ *   | u64 offload_size   (only when mask has HS_ATTR_OFFLOAD_SIZE)
  *   mask says which fields are set (HS_ATTR_*); unset ones take the
  *   server's defaults.  replication 1..127; durability HS_DUR_SYNC 1,
  *   HS_DUR_ASYNC 2, HS_DUR_MEMORY 3 (DESIGN §6); retention_ms 0 = keep
- *   forever; offload_after_ms 0 = never offload.  Unknown mask bits or an
- *   out-of-range set field are malformed.
- * info (128 + 4 * nn bytes): u64 log | attrs (effective: mask = HS_ATTR_ALL)
+ *   forever; offload_after_ms 0 = never offload by age; offload_size:
+ *   offload once at least this many payload bytes are released and not
+ *   offloaded, whatever their age (0 = no size trigger; absent = 0).  The
+ *   trailing field exists only with its bit so that attrs without it are
+ *   byte for byte the 24-byte form older peers know.  Unknown mask bits or
+ *   an out-of-range set field are malformed.
+ * info (128 + 4 * nn bytes, + 8 with a size policy): u64 log | attrs
+ *   (effective: mask = HS_ATTR_ALL, without HS_ATTR_OFFLOAD_SIZE when the
+ *   stream's offload_size is 0, so such an info is unchanged for old
+ *   clients)
  *   | u64 head | u64 tail | u64 trim | u64 tier1_trim | u64 offload
  *   | u64 records | u64 bytes | u64 created_ms
  *   | u64 released | u64 tier2_expired | u32 tier2_segments
@@ -285,8 +293,13 @@
  *   at most HS_REG_VALUE_MAX bytes.
  * TIER_INFO (90): u32 n | n * { name }  -> TIER_INFOS
  * TIER_INFOS (91): u32 n | n * { i32 status | name | u8 has_info
- *   | tier info if has_info }   One per name, in order; status 0 or
- *   -HS_ENOSTREAM; has_info 0 when status != 0.
+ *   | tier info if has_info }   One per name, in order; status 0,
+ *   -HS_ENOSTREAM or -HS_EREDIRECT (below); has_info 0 when status != 0.
+ * REDIRECTS: TIER_INFO and TIER_PUBLISH activate the stream as
+ *   STREAM_INFO does: an entry whose stream another hs-serve sequences
+ *   fails with -HS_EREDIRECT and the reply is preceded by a RESULT
+ *   -HS_EREDIRECT naming the sequencer (as in STREAM ADMIN above).
+ *   STREAM_ALTER changes the stream record only and is never redirected.
  * TIER_PUBLISH (92): u32 n | n * { name | u64 log | u8 op | u8 0 | u16 0
  *   | op body }  -> STATUSES (value = the offload point afterwards)
  *   One checked change of the manifest register "t/<log>" each
@@ -304,8 +317,9 @@
  *   values or body sizes are malformed.
  * STREAM_ALTER (93): u32 n | n * { name | attrs }  -> STATUSES
  *   Change the masked attributes of an existing stream (value = its log
- *   id).  Only HS_ATTR_RETENTION and HS_ATTR_OFFLOAD can change
- *   (-HS_EUSAGE for others); -HS_ENOSTREAM if it does not exist.
+ *   id).  Only HS_ATTR_RETENTION, HS_ATTR_OFFLOAD and HS_ATTR_OFFLOAD_SIZE
+ *   can change (-HS_EUSAGE for others); -HS_ENOSTREAM if it does not
+ *   exist.
  *
  * 94..95 are free.
  */
@@ -365,7 +379,7 @@ enum hs_cmsg {
 
 enum { HS_APPEND_CREATE = 1 };
 enum { HS_ATTR_REPLICATION = 1, HS_ATTR_RETENTION = 2, HS_ATTR_OFFLOAD = 4,
-       HS_ATTR_DURABILITY = 8, HS_ATTR_ALL = 15 };
+       HS_ATTR_DURABILITY = 8, HS_ATTR_OFFLOAD_SIZE = 16, HS_ATTR_ALL = 31 };
 enum { HS_LIST_INFO = 1 };            /* STREAM_LIST, SUB_LIST flags */
 enum { HS_LIST_MORE = 1 };            /* STREAMS, SUBS flags */
 enum { HS_CREAD_FOLLOW = 1, HS_CREAD_GAPS = 2 };
@@ -403,6 +417,7 @@ struct hs_stream_attrs {
 	uint8_t durability;        /* enum hs_durability */
 	uint64_t retention_ms;     /* 0 = forever */
 	uint64_t offload_after_ms; /* 0 = never */
+	uint64_t offload_size;     /* bytes; 0 = no size trigger */
 };
 
 struct hs_stream_info {

@@ -317,11 +317,13 @@ static void fill_info(const struct sstream *s, struct hs_stream_info *in)
 {
 	memset(in, 0, sizeof(*in));
 	in->log = s->rec.log;
-	in->attrs.mask = HS_ATTR_ALL;
+	/* Without a size policy the info is the one old clients know. */
+	in->attrs.mask = HS_ATTR_ALL & ~(s->rec.offload_size ? 0u : HS_ATTR_OFFLOAD_SIZE);
 	in->attrs.replication = s->rec.replication ? s->rec.replication : 1;
 	in->attrs.durability = s->rec.durability ? s->rec.durability : HS_DUR_SYNC;
 	in->attrs.retention_ms = s->rec.retention_ms;
 	in->attrs.offload_after_ms = s->rec.offload_after_ms;
+	in->attrs.offload_size = s->rec.offload_size;
 	in->head = hs_serve_stream_head(s);
 	in->tail = hs_serve_stream_tail(s);
 	in->trim = s->trim;
@@ -942,14 +944,19 @@ static void list_finish(struct serve *sv, struct listreq *q)
 				/* Not active here: what the record says; positions unknown. */
 				memset(&in, 0, sizeof(in));
 				in.log = e->rec.log;
-				in.attrs.mask = HS_ATTR_ALL;
 				in.attrs.replication = e->rec.replication;
 				in.attrs.durability = e->rec.durability;
-				in.attrs.retention_ms = e->rec.retention_ms;
-				in.attrs.offload_after_ms = e->rec.offload_after_ms;
 				in.records = in.bytes = UINT64_MAX;
 				in.created_ms = e->rec.created_ms;
 			}
+			/* Policies from the record just read: s->rec misses a
+			 * STREAM_ALTER made through another hs-serve, and
+			 * hs-offload takes its policies from this list. */
+			in.attrs.mask = HS_ATTR_ALL & ~(e->rec.offload_size ? 0u
+							    : HS_ATTR_OFFLOAD_SIZE);
+			in.attrs.retention_ms = e->rec.retention_ms;
+			in.attrs.offload_after_ms = e->rec.offload_after_ms;
+			in.attrs.offload_size = e->rec.offload_size;
 			inp = &in;
 		}
 		hs_msg_streams_add(&w, 0, (const char *)e->key + 2, e->klen - 2u, inp);

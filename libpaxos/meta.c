@@ -24,7 +24,7 @@ size_t hs_meta_lkey(uint8_t *k, uint64_t log)
 
 void hs_srec_enc(const struct hs_srec *r, struct hs_buf *out)
 {
-	hs_w8(out, 1);
+	hs_w8(out, 2);
 	hs_w8(out, r->flags);
 	hs_w8(out, r->replication);
 	hs_w8(out, r->durability);
@@ -33,6 +33,7 @@ void hs_srec_enc(const struct hs_srec *r, struct hs_buf *out)
 	hs_w64(out, r->retention_ms);
 	hs_w64(out, r->offload_after_ms);
 	hs_w64(out, r->created_ms);
+	hs_w64(out, r->offload_size);
 }
 
 void hs_lrec_enc(const struct hs_lrec *r, struct hs_buf *out)
@@ -72,7 +73,7 @@ int hs_srec_dec(const uint8_t *p, size_t len, struct hs_srec *r)
 	memset(r, 0, sizeof(*r));
 	if (!len)
 		return 0;
-	if (len < HS_SREC_LEN || p[0] != 1)
+	if (!(p[0] == 1 && len >= HS_SREC_V1_LEN) && !(p[0] == 2 && len >= HS_SREC_LEN))
 		return -HS_EDATA;
 	r->flags = p[1];
 	r->replication = p[2];
@@ -81,6 +82,8 @@ int hs_srec_dec(const uint8_t *p, size_t len, struct hs_srec *r)
 	r->retention_ms = hs_get64(p + 16);
 	r->offload_after_ms = hs_get64(p + 24);
 	r->created_ms = hs_get64(p + 32);
+	if (p[0] == 2)
+		r->offload_size = hs_get64(p + 40);
 	return 1;
 }
 

@@ -13,11 +13,14 @@
  *
  * VALUES (the caller's bytes inside the register envelope; little-endian)
  * -----------------------------------------------------------------------
- * stream record, 40 bytes:
- *   u8 version (1) | u8 flags (HS_SREC_DELETED 1) | u8 replication
+ * stream record (version 2), 48 bytes:
+ *   u8 version (2) | u8 flags (HS_SREC_DELETED 1) | u8 replication
  *   | u8 durability (proto_client.h enum: 1 sync, 2 async, 3 memory)
  *   | u32 0 | u64 log | u64 retention_ms | u64 offload_after_ms
- *   | u64 created_ms
+ *   | u64 created_ms | u64 offload_size
+ * offload_size: hs-offload's size trigger in payload bytes (0 = none;
+ * proto_client.h attrs).  Version 1 records (the first 40 bytes, without
+ * offload_size) decode with offload_size 0; every change writes version 2.
  * A deleted record keeps its log id (so the log can still be trimmed and
  * audited); creating the name again writes a new record with a new log id.
  *
@@ -79,7 +82,8 @@
 
 #include "buf.h"
 
-#define HS_SREC_LEN 40
+#define HS_SREC_LEN 48
+#define HS_SREC_V1_LEN 40
 #define HS_LREC_LEN 24           /* without the epoch entries */
 #define HS_LEPOCH_LEN 32         /* an epoch entry without its node ids */
 #define HS_NODESET_MAX 32
@@ -98,6 +102,7 @@ struct hs_srec {
 	uint64_t log;
 	uint64_t retention_ms, offload_after_ms;
 	uint64_t created_ms;
+	uint64_t offload_size;   /* bytes; 0 = no size trigger */
 };
 
 /* One epoch of a log (see "epoch entry" above). */

@@ -387,6 +387,7 @@ void hs_serve_srec_from_attrs(struct serve *sv, const struct hs_stream_attrs *a,
 	r->durability = a && (a->mask & HS_ATTR_DURABILITY) ? a->durability : sv->durability;
 	r->retention_ms = a && (a->mask & HS_ATTR_RETENTION) ? a->retention_ms : 0;
 	r->offload_after_ms = a && (a->mask & HS_ATTR_OFFLOAD) ? a->offload_after_ms : 0;
+	r->offload_size = a && (a->mask & HS_ATTR_OFFLOAD_SIZE) ? a->offload_size : 0;
 	r->created_ms = hs_wall_ms();
 }
 

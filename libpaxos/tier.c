@@ -22,6 +22,12 @@
  * every epoch older than the active one was sealed before activation and
  * is final, so the released point is the limit.
  *
+ * REDIRECTS.  TIER_INFO and TIER_PUBLISH wait for the stream, so with
+ * several hs-serve an entry whose stream another one sequences fails with
+ * -HS_EREDIRECT; as for STREAM_INFO (admin.c) the reply is preceded by one
+ * RESULT -HS_EREDIRECT per sequencer address, which hs-offload follows.
+ * STREAM_ALTER is a register change any hs-serve can make: no redirect.
+ *
  * LIFETIME.  Each request is a struct creq (serve.h), which survives its
  * connection closing (cc set to NULL).  TIER_INFO builds its own reply, so
  * it takes the creq off the connection's list itself before letting
@@ -29,6 +35,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +78,7 @@ struct tent {
 	int32_t status;
 	struct hs_tier_info info;
 	uint8_t *man;             /* owned copy of the register value */
+	char redirect[HS_LREC_ADDR_MAX + 1]; /* -HS_EREDIRECT: the sequencer */
 };
 
 struct tinfo {
@@ -87,7 +95,17 @@ static void tinfo_done(struct tinfo *q)
 
 	if (rq->cc && !hs_conn_closing(rq->cc->c)) {
 		struct hs_msg_wr w;
+		const char *last = "";
 
+		/* Redirects first: one RESULT per address, in entry order. */
+		for (uint32_t i = 0; i < q->n; i++) {
+			const char *ra = q->e[i].redirect;
+
+			if (q->e[i].status != -HS_EREDIRECT || !ra[0] || !strcmp(ra, last))
+				continue;
+			hs_msg_result_encf(hs_conn_out(rq->cc->c), rq->id, -HS_EREDIRECT, "%s", ra);
+			last = ra;
+		}
 		hs_msg_tier_infos_begin(&w, hs_conn_out(rq->cc->c), rq->id);
 		for (uint32_t i = 0; i < q->n; i++) {
 			struct tent *t = &q->e[i];
@@ -146,6 +164,8 @@ static void tinfo_ready(struct serve *sv, struct sstream *s, struct wait *w, int
 	uint8_t key[16];
 
 	if (status < 0) {
+		if (status == -HS_EREDIRECT)
+			snprintf(t->redirect, sizeof(t->redirect), "%s", hs_serve_redirect_addr(s));
 		tent_settle(t, status);
 		return;
 	}
@@ -218,6 +238,15 @@ static void tpub_settle(struct tpub *p, int status, uint64_t value)
 	free(p);
 }
 
+/* Settle p with a failed stream wait's status: a redirect names the
+ * sequencer (the reply's RESULT, seq.c hs_serve_creq_reply). */
+static void tpub_settle_wait(struct tpub *p, struct sstream *s, int status)
+{
+	hs_serve_creq_settle(p->sv, p->rq, p->idx, status, 0, 0, 0,
+			     status == -HS_EREDIRECT ? hs_serve_redirect_addr(s) : "");
+	free(p);
+}
+
 static int fn_publish(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 		      struct hs_buf *out)
 {
@@ -274,7 +303,7 @@ static void publish_ready(struct serve *sv, struct sstream *s, struct wait *w, i
 	uint8_t key[16];
 
 	if (status < 0) {
-		tpub_settle(p, status, 0);
+		tpub_settle_wait(p, s, status);
 		return;
 	}
 	if (s->rec.log != p->log) {
@@ -349,6 +378,8 @@ static int fn_alter(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 		r.retention_ms = p->attrs.retention_ms;
 	if (p->attrs.mask & HS_ATTR_OFFLOAD)
 		r.offload_after_ms = p->attrs.offload_after_ms;
+	if (p->attrs.mask & HS_ATTR_OFFLOAD_SIZE)
+		r.offload_size = p->attrs.offload_size;
 	hs_srec_enc(&r, out);
 	return 0;
 }
@@ -369,6 +400,7 @@ static void alter_done(void *arg, int status, const uint8_t *val, size_t len, ui
 		if (s && s->rec.log == r.log) {
 			s->rec.retention_ms = r.retention_ms;
 			s->rec.offload_after_ms = r.offload_after_ms;
+			s->rec.offload_size = r.offload_size;
 		}
 	}
 	tpub_settle(p, status, status ? 0 : p->log);
@@ -391,7 +423,8 @@ void hs_serve_on_stream_alter(struct serve *sv, struct cconn *cc, const struct h
 			hs_serve_creq_settle(sv, rq, i, -HS_ENOSTREAM, 0, 0, 0, "");
 			continue;
 		}
-		if (e.attrs.mask & ~(uint32_t)(HS_ATTR_RETENTION | HS_ATTR_OFFLOAD)) {
+		if (e.attrs.mask &
+		    ~(uint32_t)(HS_ATTR_RETENTION | HS_ATTR_OFFLOAD | HS_ATTR_OFFLOAD_SIZE)) {
 			hs_serve_creq_settle(sv, rq, i, -HS_EUSAGE, 0, 0, 0, "");
 			continue;
 		}

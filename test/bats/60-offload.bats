@@ -4,7 +4,10 @@
 # test/s3, read back and listed with Debian's awscli), the manifest and the
 # Tier1 trim, kill -9 after each step and a re-run (no loss, no duplicate,
 # no orphan after the sweep), --lock, --dry-run, policies from the stream
-# record, retention, encryption and damaged segments.
+# record (offload-after, offload-size, retention; flags override),
+# retention, encryption and damaged segments, the sweep of deleted
+# streams' objects, and hs-offload through an hs-serve that redirects to
+# the stream's sequencer (two hs-serve on shared peers) and -a A,B.
 #
 # What is NOT tested here because it is not built yet: hs-serve serving
 # reads below the Tier1 trim point from segments.  After an offload,
@@ -49,6 +52,16 @@ teardown_file() {
 	local st=$?
 	hs_tmpdir_remove
 	return $st
+}
+
+# The two hs-serve and three peers of the redirect test, if a failure left
+# them running.
+teardown() {
+	local n
+	[ -n "${HS_T:-}" ] || return 0
+	for n in ra rb rp1 rp2 rp3; do
+		hs_daemon_stop "$n" || true
+	done
 }
 
 admin() {
@@ -198,6 +211,56 @@ nsegs() {
 	[ "$status" -eq 64 ]
 }
 
+@test "policies: offload-size from create and alter, applied by a bare run; flags override" {
+	url=$(newdir t-oz)
+	admin stream create oz --offload-size 4k
+	[ "$(info oz offload-size)" = 4KiB ]
+	run -0 admin stream info oz --json
+	[[ $output == *'"offload_size":4096,'* ]]
+	append oz oz 100                          # 900 payload bytes: below 4k
+	HS_TIER_URL=$url run --separate-stderr off --stream oz
+	[ "$status" -eq 0 ]
+	[ -z "$output$stderr" ]
+	[ "$(info oz offload)" = - ]
+	[ "$(nsegs "$HS_T/t-oz")" -eq 0 ]
+	# --offload-size overrides the stream's; age plays no part.
+	run -0 off --to "$url" --stream oz --offload-size 900
+	[ "$(info oz offload)" = e1n100 ]
+	append oz oz 500 101                      # 4500 bytes: over 4k
+	HS_TIER_URL=$url run --separate-stderr off --stream oz
+	[ "$status" -eq 0 ]
+	[ -z "$output$stderr" ]
+	[ "$(info oz offload)" = e1n600 ]
+	[ "$(tags "$HS_T/t-oz" oz | sort -u | wc -l)" -eq 600 ]
+	# --offload-size 0: no size trigger this time.
+	append oz oz 500 601
+	run -0 off --to "$url" --stream oz --offload-size 0
+	[ "$(info oz offload)" = e1n600 ]
+	run -0 off --to "$url" --stream oz --offload-size 1M --dry-run
+	[ -z "$output" ]
+	run -0 off --to "$url" --stream oz --dry-run
+	[[ $output == "offload oz e1n601..e1n1100 records 500 bytes 4500" ]]
+	admin stream alter oz --offload-size 1M
+	[ "$(info oz offload-size)" = 1MiB ]
+	[ "$(info oz offload-after)" = never ]
+	HS_TIER_URL=$url run -0 off --stream oz
+	[ "$(info oz offload)" = e1n600 ]
+	# Both policies: the age one still works alone.
+	admin stream alter oz --offload-after 1ms
+	sleep 0.1
+	HS_TIER_URL=$url run -0 off --stream oz
+	[ "$(info oz offload)" = e1n1100 ]
+	admin stream alter oz --offload-size 0
+	[ "$(info oz offload-size)" = none ]
+	run -0 admin stream info oz --json
+	[[ $output == *'"offload_size":0,'* ]]
+	run --separate-stderr admin stream alter oz --offload-size lots
+	[ "$status" -eq 64 ]
+	run --separate-stderr off --to "$url" --offload-size -1
+	[ "$status" -eq 64 ]
+	run -0 off --to "$url" --stream oz --verify
+}
+
 @test "--dry-run prints the plan and changes nothing" {
 	url=$(newdir t-dr)
 	append dr dr 100
@@ -284,6 +347,87 @@ crash_and_rerun() {
 	[ "$status" -eq 0 ]
 	[ "$(nsegs "$HS_T/t-sw")" -eq 0 ]
 	[ "$(info sw offload)" = - ]
+}
+
+@test "the sweep deletes a deleted stream's objects after the grace, not before" {
+	url=$(newdir t-ds)
+	append dsx dsx 20
+	append dsk dsk 20
+	run -0 off --to "$url" --stream dsx --older-than 0
+	run -0 off --to "$url" --stream dsk --older-than 0
+	[ "$(nsegs "$HS_T/t-ds")" -eq 2 ]
+	gone=$(printf 'logs/%016x/' "$(info dsx log)")
+	[ -d "$HS_T/t-ds/$gone" ]
+	admin stream delete -f dsx
+	# Younger than the grace period (1h by default): kept.
+	run --separate-stderr off --to "$url" --sweep
+	[ "$status" -eq 0 ]
+	[ "$(nsegs "$HS_T/t-ds")" -eq 2 ]
+	# A run restricted by --stream does not know every live log: kept.
+	run -0 off --to "$url" --sweep --grace 0 --stream 'ds*'
+	[ "$(nsegs "$HS_T/t-ds")" -eq 2 ]
+	run -0 off --to "$url" --sweep --grace 0 --dry-run
+	[[ $output == "sweep - $gone"seg/* ]]
+	[ "$(nsegs "$HS_T/t-ds")" -eq 2 ]
+	run --separate-stderr off --to "$url" --sweep --grace 0 -v
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"1 orphans swept"* ]]
+	[ "$(nsegs "$HS_T/t-ds")" -eq 1 ]
+	[ "$(tags "$HS_T/t-ds" dsx | wc -l)" -eq 0 ]
+	[ "$(tags "$HS_T/t-ds" dsk | sort -u | wc -l)" -eq 20 ]
+	run -0 off --to "$url" --stream dsk --verify
+	# A normal run (not --sweep) sweeps deleted streams too.
+	append dsy dsy 20
+	run -0 off --to "$url" --stream dsy --older-than 0
+	admin stream delete -f dsy
+	run -0 off --to "$url" --grace 0 --older-than 1d
+	[ "$(tags "$HS_T/t-ds" dsy | wc -l)" -eq 0 ]
+	[ "$(nsegs "$HS_T/t-ds")" -eq 1 ]
+}
+
+@test "through a non-owner hs-serve: hs-offload follows the redirects; -a A,B fails over" {
+	local i peers=() A=unix:$HS_T/ra.sock B=unix:$HS_T/rb.sock
+	url=$(newdir t-rd)
+	for i in 1 2 3; do
+		peer_start "rp$i" --node-id "$i"
+		peers+=(--peer "unix:$HS_T/rp$i.sock")
+	done
+	hs_daemon_start ra "$HS_BIN/hs-serve" --data "$HS_T/ra.d" --listen "$A" \
+		"${peers[@]}" --replication 2
+	hs_daemon_start rb "$HS_BIN/hs-serve" --data "$HS_T/rb.d" --listen "$B" \
+		"${peers[@]}" --replication 2
+	HS_ADDR=$A append rd rd 200               # A sequences rd: 1800 bytes
+	HS_ADDR=$A admin stream alter rd --offload-size 1k
+	epoch=$(HS_ADDR=$A info rd epoch)
+	# Everything through B: TIER_INFO, the read, TIER_PUBLISH and the
+	# trim are redirected to A; a bare run (size policy) from B.
+	run --separate-stderr off -a "$B" --to "$url" -vv
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"redirected"* ]]
+	[ "$(HS_ADDR=$A info rd epoch)" = "$epoch" ]   # no takeover by B
+	[ "$(HS_ADDR=$A info rd offload)" = "$(HS_ADDR=$A info rd last-released)" ]
+	[ "$(HS_ADDR=$A info rd tier1-trim)" = "$(HS_ADDR=$A info rd offload)" ]
+	[ "$(tags "$HS_T/t-rd" rd | sort -u | wc -l)" -eq 200 ]
+	run -0 off -a "$B" --to "$url" --verify
+	# Policies altered through B are what a run through A applies.
+	HS_ADDR=$B admin stream alter rd --offload-size 0 --offload-after 1ms
+	HS_ADDR=$A append rd rd 10 201
+	sleep 0.1
+	run -0 off -a "$A" --to "$url"
+	[ "$(tags "$HS_T/t-rd" rd | sort -u | wc -l)" -eq 210 ]
+	# A gone: -a A,B goes on through B, which takes the stream over.
+	hs_daemon_kill9 ra
+	HS_ADDR=$B append rd rd 10 211
+	sleep 0.1
+	run --separate-stderr off -a "$A,$B" --to "$url" --stream rd
+	[ "$status" -eq 0 ]
+	[ "$(tags "$HS_T/t-rd" rd | sort -u | wc -l)" -eq 220 ]
+	[ "$(tags "$HS_T/t-rd" rd | wc -l)" -eq 220 ]
+	run -0 off -a "$A,$B" --to "$url" --verify
+	hs_daemon_stop rb
+	for i in 1 2 3; do
+		hs_daemon_stop "rp$i"
+	done
 }
 
 @test "a tampered or truncated segment is an error naming the segment" {

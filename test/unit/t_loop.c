@@ -35,6 +35,8 @@ static void rearm_timer(struct hs_loop *l, void *arg)
 		hs_loop_stop(l);
 }
 
+/* Each timer's deadline (arm time + delay: arming 200 timers may cross a
+ * millisecond, so the delays alone need not come out sorted). */
 static uint64_t delays[200], last_delay;
 static int nsorted, unsorted;
 
@@ -83,8 +85,10 @@ static void test_timers(void)
 		int ncancel = 0;
 
 		for (int i = 0; i < 200; i++) {
-			delays[i] = (uint64_t)((i * 37) % 50);
-			ids[i] = hs_loop_timer(l2, delays[i], sorted_timer, &delays[i]);
+			uint64_t d = (uint64_t)((i * 37) % 50);
+
+			delays[i] = hs_now_ms() + d;
+			ids[i] = hs_loop_timer(l2, d, sorted_timer, &delays[i]);
 		}
 		for (int i = 0; i < 200; i += 3)
 			ncancel += hs_loop_timer_cancel(l2, ids[i]) == 0;

@@ -1,6 +1,7 @@
 /* t_meta.c - the log record codec (meta.h): version 3 with the live
  * epoch's owner, version 2 and 1 records still decoding, malformed ones
- * refused. */
+ * refused; the stream record: version 2 with offload_size, version 1
+ * still decoding. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,37 @@ int main(void)
 		v1[0] = 4;
 		is_int(hs_lrec_dec(v1, sizeof(v1), &d), -HS_EDATA, "version 4 refused");
 		hs_lrec_free(&d);
+	}
+	/* Stream records: version 2 round trip, version 1 decodes with no
+	 * size policy, short or unknown ones are refused. */
+	{
+		struct hs_srec s = { .flags = HS_SREC_DELETED, .replication = 3, .durability = 2,
+				     .log = 77, .retention_ms = 86400000,
+				     .offload_after_ms = 3600000, .created_ms = 1234,
+				     .offload_size = 64ull << 20 }, t;
+
+		hs_buf_reset(&b);
+		hs_srec_enc(&s, &b);
+		is_int(b.len, HS_SREC_LEN, "srec: 48 bytes");
+		is_int(b.data[0], 2, "srec: version 2");
+		is_int(hs_srec_dec(b.data, b.len, &t), 1, "srec: decodes");
+		ok(t.flags == s.flags && t.replication == 3 && t.durability == 2 && t.log == 77 &&
+		   t.retention_ms == s.retention_ms && t.offload_after_ms == s.offload_after_ms &&
+		   t.created_ms == 1234 && t.offload_size == s.offload_size,
+		   "srec: every field round-trips");
+		is_int(hs_srec_dec(b.data, b.len - 1, &t), -HS_EDATA, "srec v2: short refused");
+		/* version 1: the same first 40 bytes */
+		b.data[0] = 1;
+		is_int(hs_srec_dec(b.data, HS_SREC_V1_LEN, &t), 1, "srec v1: decodes");
+		is_int(t.log, 77, "srec v1: log");
+		is_int(t.offload_after_ms, 3600000, "srec v1: offload_after");
+		is_int(t.created_ms, 1234, "srec v1: created");
+		is_int(t.offload_size, 0, "srec v1: no size policy");
+		is_int(hs_srec_dec(b.data, HS_SREC_V1_LEN - 1, &t), -HS_EDATA,
+		       "srec v1: short refused");
+		b.data[0] = 3;
+		is_int(hs_srec_dec(b.data, b.len, &t), -HS_EDATA, "srec: version 3 refused");
+		is_int(hs_srec_dec(b.data, 0, &t), 0, "srec: absent");
 	}
 	hs_lrec_free(&r);
 	hs_buf_free(&b);

@@ -381,7 +381,9 @@ static void test_admin(void)
 {
 	struct hs_msg_wr w;
 	struct hs_clist l;
-	struct hs_stream_attrs a = { HS_ATTR_ALL, 3, HS_DUR_ASYNC, 86400000, 3600000 },
+	/* Without HS_ATTR_OFFLOAD_SIZE: the 24-byte attrs of old peers. */
+	struct hs_stream_attrs a = { HS_ATTR_ALL & ~HS_ATTR_OFFLOAD_SIZE, 3, HS_DUR_ASYNC,
+				     86400000, 3600000, 0 },
 			       a0 = { 0 };
 	struct hs_stream_info info = { 42, a, HS_LSN(1, 1), HS_LSN(4, 9), HS_LSN(1, 0), 7, 8,
 				       1000, UINT64_MAX, 1764151200000, HS_LSN(4, 8), 4, 3, 2,
@@ -401,7 +403,45 @@ static void test_admin(void)
 		   !memcmp(&e.attrs, &a, sizeof(a)) && hs_create_next(&l, &e) &&
 		   name_is(e.stream, e.stream_len, "x") && !e.attrs.mask && !hs_create_next(&l, &e),
 		   "STREAM_CREATE round trip");
-		check_bad(dec_list, 4 + 7, 16, "STREAM_CREATE unknown attribute");
+		check_bad(dec_list, 4 + 7, 32, "STREAM_CREATE unknown attribute");
+		/* u32 n | name(7) | attrs(24) | name(2) | attrs(24) */
+		is_int((int)f.body_len, 4 + 7 + 24 + 2 + 24, "STREAM_CREATE attrs are 24 bytes");
+	}
+	/* The size policy: 8 more bytes only when its mask bit is set. */
+	{
+		struct hs_stream_attrs s = a;
+		struct hs_stream_info si = info;
+		struct hs_create_ent e;
+		struct hs_streams_ent se;
+
+		s.mask |= HS_ATTR_OFFLOAD_SIZE;
+		s.offload_size = 64ull << 20;
+		hs_buf_reset(&b);
+		hs_msg_stream_create_begin(&w, &b, 77);
+		hs_msg_stream_create_add(&w, "orders", 6, &s);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_STREAM_CREATE, &l, "STREAM_CREATE offload_size") &&
+		   hs_create_next(&l, &e) && e.attrs.mask == (uint32_t)HS_ATTR_ALL &&
+		   e.attrs.offload_size == 64ull << 20 && e.attrs.offload_after_ms == 3600000,
+		   "STREAM_CREATE offload_size round trip");
+		is_int((int)f.body_len, 4 + 7 + 32, "attrs with offload_size are 32 bytes");
+		is_int(hs_msg_clist_dec(HS_MSG_STREAM_CREATE, f.body, f.body_len - 1, &l),
+		       -HS_EPROTO, "refused: offload_size truncated");
+		/* The same bytes without the bit: a trailing field too many. */
+		check_bad(dec_list, 4 + 7, (uint8_t)(HS_ATTR_ALL & ~HS_ATTR_OFFLOAD_SIZE),
+			  "offload_size without its mask bit");
+		si.attrs = s;
+		hs_buf_reset(&b);
+		hs_msg_streams_begin(&w, &b, 77, 0);
+		hs_msg_streams_add(&w, 0, "orders", 6, &si);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_STREAMS, &l, "STREAMS offload_size") && hs_streams_next(&l, &se) &&
+		   se.has_info && se.info.attrs.offload_size == 64ull << 20 &&
+		   se.info.tier2_segments == info.tier2_segments && se.info.nn == info.nn &&
+		   se.info.nodes[2] == info.nodes[2],
+		   "STREAMS info with offload_size round trip");
+		is_int((int)(f.body_len - 17), (int)(136 + 4 * info.nn),
+		       "STREAMS info with offload_size is 136 + 4 * nn bytes");
 		check_bad(dec_list, 4 + 7 + 4, 0, "STREAM_CREATE replication 0");
 		check_bad(dec_list, 4 + 7 + 4, 128, "STREAM_CREATE replication 128");
 		check_bad(dec_list, 4 + 7 + 5, 4, "STREAM_CREATE durability 4");
@@ -806,8 +846,10 @@ static void test_tier(void)
 	/* STREAM_ALTER: entries as STREAM_CREATE */
 	{
 		struct hs_create_ent e;
-		struct hs_stream_attrs a = { .mask = HS_ATTR_RETENTION | HS_ATTR_OFFLOAD,
-					     .retention_ms = 86400000, .offload_after_ms = 3600000 };
+		struct hs_stream_attrs a = { .mask = HS_ATTR_RETENTION | HS_ATTR_OFFLOAD |
+						     HS_ATTR_OFFLOAD_SIZE,
+					     .retention_ms = 86400000, .offload_after_ms = 3600000,
+					     .offload_size = 1ull << 30 };
 
 		hs_buf_reset(&b);
 		hs_msg_stream_alter_begin(&w, &b, 77);
@@ -816,7 +858,8 @@ static void test_tier(void)
 		ok(list_of(HS_MSG_STREAM_ALTER, &l, "STREAM_ALTER") && hs_create_next(&l, &e) &&
 		   name_is(e.stream, e.stream_len, "orders") && e.attrs.mask == a.mask &&
 		   e.attrs.retention_ms == 86400000 && e.attrs.offload_after_ms == 3600000 &&
-		   !hs_create_next(&l, &e), "STREAM_ALTER round trip");
+		   e.attrs.offload_size == 1ull << 30 && !hs_create_next(&l, &e),
+		   "STREAM_ALTER round trip");
 	}
 }
 
