@@ -54,6 +54,37 @@
  * stream's log id, or no stream at all (a fresh cluster pointed at an old
  * destination?), disables this part.  The manifest register t/<log> of a
  * deleted stream stays (registers are never deleted); nothing reads it.
+ * The name object logs/<log>/name is never an orphan of a live log; a
+ * deleted stream's is deleted with its other objects, once the creation
+ * time inside it (its key has none: one GET each) is older than the grace.
+ *
+ * NAME OBJECT.  Before the first publish of a run for a log, a HEAD makes
+ * sure logs/<log>/name exists (manifest.h: the stream's name, for a
+ * rebuild); a missing one is put with HS_TIER_EXCL, so an existing one is
+ * never replaced and logs offloaded before it existed get one too.
+ *
+ * REBUILD (--rebuild; docs/tier2.md "Rebuilding from the bucket").  After
+ * losing a cluster: list logs/ once; per log, read its name object (else
+ * a manifest object's name), every manifest object (crc32c, its own key,
+ * every segment it names listed; of overlapping ones the newest chain,
+ * from the highest backwards), then open every segment (trailer, footer,
+ * index; hs_seg_verify when encrypted and no key) and chain those above
+ * the last folded LSN: at each step the lowest start, and of several with
+ * that start (the attempts of a crashed run, a longer retry) the one
+ * reaching furthest that the next segment follows.  An entry starts right
+ * after the previous one when the segment follows it (next LSN or first
+ * of a later epoch), else at its footer's first LSN (a range trimmed
+ * before it was offloaded).  More than HS_MAN_FOLD_AT entries are folded
+ * into new manifest objects, as a run would have.  Then, on the cluster:
+ * a missing stream is created with the same log id (STREAM_CREATE with
+ * HS_ATTR_RESTORE: hs-serve claims the log record first, refusing a log
+ * id in use, and makes Tier1 start after the offload point, so new LSNs
+ * are above every restored one) and the manifest published (TIER_PUBLISH
+ * RESTORE: taken only over an empty register or one further behind, so
+ * a rebuild never undoes an offload and running it again is a no-op).  A
+ * stream of that name with another log id, or a log id another stream
+ * has, is refused (65) and the other logs go on.  Policies are not in the
+ * bucket: the rebuilt streams have the server's defaults.
  *
  * REDIRECTS AND FAILOVER (client.h).  TIER_INFO, TIER_PUBLISH, STREAM_TRIM
  * and READ of a stream another hs-serve sequences are refused with
@@ -66,7 +97,9 @@
  *
  * OUTPUT.  Silent on success (cron mails only failures); progress lines on
  * stderr only when stderr is a tty; -v prints one summary line; --dry-run
- * prints the plan on stdout and changes nothing.  One failed stream does
+ * prints the plan on stdout and changes nothing (--rebuild: one "rebuild
+ * NAME log LOG FIRST..LAST objects N segments M create|restore|current|
+ * refused" line per log).  One failed stream does
  * not stop the others; the exit status is the first failure's.
  */
 #include <errno.h>
@@ -114,6 +147,7 @@ static const char usage_text[] =
 	"                  [--offload-size SIZE] [--retention DUR] [--min-size SIZE]\n"
 	"                  [--dry-run] [--lock FILE]\n"
 	"       hs-offload [options] --sweep | --verify\n"
+	"       hs-offload [options] --rebuild [--stream GLOB]... [--to URL] [--dry-run]\n"
 	"       hs-offload -h | --help | -V | --version\n";
 
 static const char help_text[] =
@@ -150,6 +184,8 @@ static const char help_text[] =
 	"      --sweep                only sweep orphaned objects (and, without --stream,\n"
 	"                             those of deleted streams)\n"
 	"      --verify               only check every published segment end to end\n"
+	"      --rebuild              rebuild the streams whose history is at URL on this\n"
+	"                             cluster (same log ids), e.g. after losing it\n"
 	"      --dry-run              print what would be done; change nothing\n"
 	"      --lock FILE            hold an exclusive lock on FILE; exit 75 if held\n"
 	"  -a, --addr ADDR[,ADDR]...  server: unix:PATH or HOST:PORT, a list fails over\n"
@@ -185,12 +221,14 @@ enum {
 	OPT_DRY_RUN,
 	OPT_LOCK,
 	OPT_OFFLOAD_SIZE,
+	OPT_REBUILD,
 };
 
 /* A stream to work on, from STREAM_LIST. */
 struct target {
 	char name[HS_NAME_MAX + 1];
 	uint8_t nlen;
+	uint64_t log;
 	uint64_t offload_after_ms, retention_ms, offload_size;
 };
 
@@ -203,7 +241,7 @@ struct offload {
 	int64_t older_ms, retention_ms;   /* -1: the stream's policy */
 	int64_t offload_size;             /* -1: the stream's policy */
 	uint64_t min_size, seg_size, grace_ms;
-	bool dry_run, sweep_only, verify_only, progress;
+	bool dry_run, sweep_only, verify_only, rebuild, progress;
 	const char *crash_at;             /* HS_OFFLOAD_CRASH_AT (tests only) */
 
 	struct hs_tier *tier;
@@ -219,9 +257,10 @@ struct offload {
 	uint64_t *logs;
 	size_t nlogs;
 	bool logs_ok;
+	uint64_t named_log;               /* its name object is known to exist */
 
 	/* summary */
-	uint64_t streams, segments, records, bytes, swept, expired, verified;
+	uint64_t streams, segments, records, bytes, swept, expired, verified, rebuilt;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -259,7 +298,8 @@ static int tier_fail(struct offload *o, int err, const char *what)
 	return fail(o, hs_exit_status(err), "%s: %s", what, *why ? why : hs_strerror(err));
 }
 
-/* The test hook: HS_OFFLOAD_CRASH_AT=upload|publish|trim kills the process
+/* The test hook: HS_OFFLOAD_CRASH_AT=upload|publish|trim (and create, for
+ * --rebuild: after the stream was created, before its manifest) kills the process
  * right after that step, so the tests can show a crash there is safe. */
 static void crash_point(struct offload *o, const char *step)
 {
@@ -578,6 +618,7 @@ static int list_streams(struct offload *o, struct target **out, size_t *n)
 			t = &(*out)[(*n)++];
 			memcpy(t->name, cursor, clen + 1);
 			t->nlen = clen;
+			t->log = e.info.log;
 			t->offload_after_ms = e.info.attrs.offload_after_ms;
 			t->retention_ms = e.info.attrs.retention_ms;
 			t->offload_size = e.info.attrs.offload_size;
@@ -698,24 +739,26 @@ static int read_range(struct offload *o, const struct target *t, const struct hs
 
 /* ---- one segment ------------------------------------------------------------------- */
 
-/* Fold the first HS_MAN_FOLD_AT entries of man into a manifest object. */
-static int fold(struct offload *o, const struct target *t, uint64_t log, struct hs_man *man)
+/* Write entries[0..n) of log as a manifest object (put with HS_TIER_EXCL,
+ * read back and compared) and describe it in *r.  Returns 0 or an exit
+ * status. */
+static int write_manobj(struct offload *o, uint64_t log, const char *name,
+			const struct hs_man_entry *entries, uint32_t n, struct hs_man_ref *r)
 {
-	struct hs_buf obj = { 0 }, body = { 0 }, back = { 0 };
-	struct hs_man_ref r = { 0 };
+	struct hs_buf obj = { 0 }, back = { 0 };
 	char key[HS_MAN_KEY_MAX];
-	uint64_t offload;
 	int rc, st = 0;
 
-	r.nentries = HS_MAN_FOLD_AT;
-	r.first_lsn = man->entries[0].first_lsn;
-	r.last_lsn = man->entries[HS_MAN_FOLD_AT - 1].last_lsn;
-	r.created_ms = now_ms();
-	r.attempt = random64();
-	hs_man_obj_enc(log, t->name, man->entries, HS_MAN_FOLD_AT, r.created_ms, r.attempt, &obj);
-	r.size = obj.len;
-	crypto_generichash(r.hash, 32, obj.data, obj.len, NULL, 0);
-	hs_man_obj_key(key, log, &r);
+	memset(r, 0, sizeof(*r));
+	r->nentries = n;
+	r->first_lsn = entries[0].first_lsn;
+	r->last_lsn = entries[n - 1].last_lsn;
+	r->created_ms = now_ms();
+	r->attempt = random64();
+	hs_man_obj_enc(log, name, entries, n, r->created_ms, r->attempt, &obj);
+	r->size = obj.len;
+	crypto_generichash(r->hash, 32, obj.data, obj.len, NULL, 0);
+	hs_man_obj_key(key, log, r);
 	if ((rc = hs_tier_put(o->tier, key, obj.data, obj.len, HS_TIER_EXCL)) < 0) {
 		st = tier_fail(o, rc, "writing a manifest object");
 		goto out;
@@ -724,10 +767,24 @@ static int fold(struct offload *o, const struct target *t, uint64_t log, struct 
 		st = tier_fail(o, rc, "reading back a manifest object");
 		goto out;
 	}
-	if (back.len != obj.len || memcmp(back.data, obj.data, obj.len)) {
+	if (back.len != obj.len || memcmp(back.data, obj.data, obj.len))
 		st = fail(o, EX_IOERR, "manifest object '%s' reads back different", key);
+out:
+	hs_buf_free(&obj);
+	hs_buf_free(&back);
+	return st;
+}
+
+/* Fold the first HS_MAN_FOLD_AT entries of man into a manifest object. */
+static int fold(struct offload *o, const struct target *t, uint64_t log, struct hs_man *man)
+{
+	struct hs_buf body = { 0 };
+	struct hs_man_ref r;
+	uint64_t offload;
+	int rc, st;
+
+	if ((st = write_manobj(o, log, t->name, man->entries, HS_MAN_FOLD_AT, &r)))
 		goto out;
-	}
 	hs_man_ref_enc(&r, &body);
 	if ((st = publish(o, t, log, HS_TIER_OP_FOLD, &body, &offload)))
 		goto out;
@@ -735,10 +792,37 @@ static int fold(struct offload *o, const struct target *t, uint64_t log, struct 
 		st = fail(o, EX_SOFTWARE, "%s: folding the manifest: %s", t->name,
 			  hs_strerror(rc));
 out:
-	hs_buf_free(&obj);
 	hs_buf_free(&body);
-	hs_buf_free(&back);
 	return st;
+}
+
+/* The name object logs/<log>/name (manifest.h), before the log's first
+ * publish: what maps the log id back to its stream in a rebuild.  One
+ * HEAD per stream and run that publishes; written only when missing (so
+ * logs offloaded before it existed get one too), with HS_TIER_EXCL: an
+ * existing one, or one a racing run wrote, is left alone. */
+static int ensure_name(struct offload *o, const struct target *t, uint64_t log)
+{
+	struct hs_buf b = { 0 };
+	char key[HS_MAN_KEY_MAX];
+	uint64_t size;
+	int rc;
+
+	if (o->named_log == log)
+		return 0;
+	hs_man_name_key(key, log);
+	rc = hs_tier_head(o->tier, key, &size);
+	if (rc == -HS_ENOENT) {
+		hs_man_name_enc(log, t->name, t->nlen, now_ms(), &b);
+		rc = hs_tier_put(o->tier, key, b.data, b.len, HS_TIER_EXCL);
+		hs_buf_free(&b);
+		if (rc == -HS_EEXIST)
+			rc = 0;
+	}
+	if (rc < 0)
+		return tier_fail(o, rc, "writing the log's name object");
+	o->named_log = log;
+	return 0;
 }
 
 /* Offload one segment of t from after man->offload.  *done is set when
@@ -808,6 +892,8 @@ static int one_segment(struct offload *o, const struct target *t,
 	if (rc)
 		return fail(o, EX_IOERR, "segment '%s' reads back different", key);
 
+	if ((st = ensure_name(o, t, ti->log)))
+		return st;
 	if (man->nentries >= HS_MAN_FOLD_AT && (st = fold(o, t, ti->log, man)))
 		return st;
 
@@ -1009,6 +1095,8 @@ struct sweep {
 	bool dead_only;           /* only keys of logs not in o->logs */
 	char **del;               /* orphans to delete (owned) */
 	size_t ndel, capdel;
+	char **names;             /* dead_only: name objects to age (owned) */
+	size_t nnames, capnames;
 	uint64_t before_ms;       /* orphans created before this */
 };
 
@@ -1061,28 +1149,58 @@ static uint64_t key_log(const char *key)
 	return *key == '/' ? v : 0;
 }
 
+static void push_key(char ***v, size_t *n, size_t *cap, const char *key)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		*v = hs_xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = hs_xstrdup(key);
+}
+
 static int on_listed(void *arg, const char *key, uint64_t size)
 {
 	struct sweep *w = arg;
 	const char *k = key;
 	uint64_t created, log;
+	size_t kl = strlen(key);
 
 	if (w->dead_only && (!(log = key_log(key)) ||
 			     bsearch(&log, w->o->logs, w->o->nlogs, sizeof(log), logcmp)))
 		return 0;
 	if (w->nkeys && bsearch(&k, w->keys, w->nkeys, sizeof(*w->keys), keycmp))
 		return 0;
+	/* A live log's name object is never an orphan (only seg/ and man/
+	 * keys are); a deleted stream's goes once it is older than the grace
+	 * period, which only its contents tell (sweep_list). */
+	if (w->dead_only && kl == 5 + 16 + 5 && !strcmp(key + kl - 5, "/name")) {
+		push_key(&w->names, &w->nnames, &w->capnames, key);
+		return 0;
+	}
 	if (!strstr(key, "/seg/") && !strstr(key, "/man/"))
 		return 0;
 	created = key_created(key);
 	if (!created || created >= w->before_ms)
 		return 0;
-	if (w->ndel == w->capdel) {
-		w->capdel = w->capdel ? 2 * w->capdel : 16;
-		w->del = hs_xrealloc(w->del, w->capdel * sizeof(*w->del));
-	}
-	w->del[w->ndel++] = hs_xstrdup(key);
+	push_key(&w->del, &w->ndel, &w->capdel, key);
 	return 0;
+}
+
+/* A deleted stream's name object is deleted once it is older than the
+ * grace period by the creation time inside it (its key has none): a
+ * stream created during the run is missing from o->logs, but its name
+ * object is younger than that.  Unreadable ones stay. */
+static bool name_expired(struct offload *o, const char *key, uint64_t before_ms)
+{
+	struct hs_buf b = { 0 };
+	struct hs_man_name n;
+	bool old;
+
+	old = hs_tier_get(o->tier, key, 0, 0, &b) == 0 &&
+	      hs_man_name_dec(b.data, b.len, &n) == 0 && n.log == key_log(key) &&
+	      n.created_ms < before_ms;
+	hs_buf_free(&b);
+	return old;
 }
 
 /* List prefix into w and delete the orphans found (name: the stream, for
@@ -1093,6 +1211,9 @@ static int sweep_list(struct offload *o, const char *name, const char *prefix, s
 
 	if ((rc = hs_tier_list(o->tier, prefix, on_listed, w)) < 0)
 		st = tier_fail(o, rc, "listing Tier2 objects");
+	for (size_t i = 0; !st && i < w->nnames; i++)
+		if (name_expired(o, w->names[i], w->before_ms))
+			push_key(&w->del, &w->ndel, &w->capdel, w->names[i]);
 	for (size_t i = 0; !st && i < w->ndel; i++) {
 		if (o->dry_run) {
 			printf("sweep %s %s\n", name, w->del[i]);
@@ -1110,6 +1231,11 @@ static int sweep_list(struct offload *o, const char *name, const char *prefix, s
 	free(w->del);
 	w->del = NULL;
 	w->ndel = w->capdel = 0;
+	for (size_t i = 0; i < w->nnames; i++)
+		free(w->names[i]);
+	free(w->names);
+	w->names = NULL;
+	w->nnames = w->capnames = 0;
 	return st;
 }
 
@@ -1196,6 +1322,542 @@ static int verify(struct offload *o, const struct target *t, uint64_t log,
 	}
 out:
 	free(ents);
+	return st;
+}
+
+/* ---- rebuild from the bucket ---------------------------------------------------- */
+
+/* A manifest object or segment key found under logs/<log>/. */
+struct rkey {
+	char *key;
+	uint64_t size;
+};
+
+/* What the listing of logs/ found for one log. */
+struct rlog {
+	uint64_t log;
+	bool has_name;
+	struct rkey *man, *seg;
+	size_t nman, nseg, capman, capseg;
+};
+
+struct rlist {
+	struct rlog *v;
+	size_t n, cap;
+};
+
+/* A usable object: a verified manifest object (ref, obj) or segment (ent). */
+struct rcand {
+	uint64_t first, last;      /* footer range for a segment */
+	struct hs_man_ref ref;
+	struct hs_man_obj obj;
+	struct hs_man_entry ent;
+};
+
+static void push_rkey(struct rkey **v, size_t *n, size_t *cap, const char *key, uint64_t size)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		*v = hs_xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[*n].key = hs_xstrdup(key);
+	(*v)[(*n)++].size = size;
+}
+
+/* Keys come in byte order, so one log's keys are consecutive. */
+static int on_rebuild_listed(void *arg, const char *key, uint64_t size)
+{
+	struct rlist *l = arg;
+	uint64_t log = key_log(key);
+	struct rlog *g;
+	const char *rest;
+
+	if (!log)
+		return 0;
+	rest = key + 5 + 16 + 1; /* after "logs/<log>/" */
+	if (!l->n || l->v[l->n - 1].log != log) {
+		if (l->n == l->cap) {
+			l->cap = l->cap ? 2 * l->cap : 16;
+			l->v = hs_xrealloc(l->v, l->cap * sizeof(*l->v));
+		}
+		g = &l->v[l->n++];
+		memset(g, 0, sizeof(*g));
+		g->log = log;
+	}
+	g = &l->v[l->n - 1];
+	if (!strcmp(rest, "name"))
+		g->has_name = true;
+	else if (!strncmp(rest, "man/", 4) && key_created(key))
+		push_rkey(&g->man, &g->nman, &g->capman, key, size);
+	else if (!strncmp(rest, "seg/", 4) && key_created(key))
+		push_rkey(&g->seg, &g->nseg, &g->capseg, key, size);
+	return 0;
+}
+
+static void rlist_free(struct rlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		for (size_t j = 0; j < l->v[i].nman; j++)
+			free(l->v[i].man[j].key);
+		for (size_t j = 0; j < l->v[i].nseg; j++)
+			free(l->v[i].seg[j].key);
+		free(l->v[i].man);
+		free(l->v[i].seg);
+	}
+	free(l->v);
+}
+
+static int rkeycmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rkey *)a)->key, ((const struct rkey *)b)->key);
+}
+
+static bool seg_listed(const struct rlog *g, const char *key)
+{
+	struct rkey k = { .key = (char *)key };
+
+	return bsearch(&k, g->seg, g->nseg, sizeof(*g->seg), rkeycmp) != NULL;
+}
+
+/* The stream name of g: its name object's (or, for a log offloaded before
+ * name objects existed, a manifest object's).  Returns 0 with name set,
+ * or 1 when the bucket does not say. */
+static int rebuild_name(struct offload *o, const struct rlog *g, char *name,
+			const struct rcand *c, size_t nc)
+{
+	struct hs_buf b = { 0 };
+	struct hs_man_name n;
+	char key[HS_MAN_KEY_MAX];
+	int rc = 1;
+
+	hs_man_name_key(key, g->log);
+	if (g->has_name && hs_tier_get(o->tier, key, 0, 0, &b) == 0 &&
+	    hs_man_name_dec(b.data, b.len, &n) == 0 && n.log == g->log) {
+		memcpy(name, n.name, n.nlen + 1);
+		rc = 0;
+	}
+	hs_buf_free(&b);
+	for (size_t i = 0; rc && i < nc; i++)
+		if (c[i].obj.name[0]) {
+			snprintf(name, HS_NAME_MAX + 1, "%s", c[i].obj.name);
+			rc = 0;
+		}
+	return rc;
+}
+
+/* Every manifest object of g that decodes, names this log under its own
+ * key, matches its key and whose segments are all listed, into *out. */
+static void rebuild_objs(struct offload *o, const struct rlog *g, struct rcand **out, size_t *n)
+{
+	*out = hs_xcalloc(g->nman ? g->nman : 1, sizeof(**out));
+	*n = 0;
+	for (size_t i = 0; i < g->nman; i++) {
+		struct rcand *c = &(*out)[*n];
+		struct hs_buf b = { 0 };
+		char key[HS_MAN_KEY_MAX];
+		bool good = false;
+
+		if (hs_tier_get(o->tier, g->man[i].key, 0, 0, &b) == 0 &&
+		    hs_man_obj_dec(b.data, b.len, &c->obj) == 0 && c->obj.log == g->log) {
+			c->ref.first_lsn = c->obj.first_lsn;
+			c->ref.last_lsn = c->obj.last_lsn;
+			c->ref.size = b.len;
+			c->ref.created_ms = c->obj.created_ms;
+			c->ref.attempt = c->obj.attempt;
+			c->ref.nentries = c->obj.nentries;
+			crypto_generichash(c->ref.hash, 32, b.data, b.len, NULL, 0);
+			hs_man_obj_key(key, g->log, &c->ref);
+			good = !strcmp(key, g->man[i].key);
+			for (uint32_t j = 0; good && j < c->obj.nentries; j++) {
+				hs_man_seg_key(key, g->log, &c->obj.entries[j]);
+				good = seg_listed(g, key);
+			}
+		}
+		hs_buf_free(&b);
+		if (!good) {
+			if (o->cli.verbosity > 1)
+				fprintf(stderr, "%s: skipping manifest object '%s'\n", o->cli.prog,
+					g->man[i].key);
+			hs_man_obj_free(&c->obj);
+			continue;
+		}
+		c->first = c->ref.first_lsn;
+		c->last = c->ref.last_lsn;
+		(*n)++;
+	}
+}
+
+static int cand_last_desc(const void *a, const void *b)
+{
+	const struct rcand *x = a, *y = b;
+
+	return x->last > y->last ? -1 : x->last < y->last;
+}
+
+static int cand_first_asc(const void *a, const void *b)
+{
+	const struct rcand *x = a, *y = b;
+
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return x->last > y->last ? -1 : x->last < y->last;
+}
+
+/* Does start follow last directly (the next LSN, or the first of a later
+ * epoch: the LSNs between do not exist)? */
+static bool adjacent(uint64_t last, uint64_t start)
+{
+	return start == last + 1 ||
+	       (HS_LSN_EPOCH(start) > HS_LSN_EPOCH(last) && HS_LSN_ESN(start) == 1);
+}
+
+/* Every segment of g above folded whose trailer, footer and index check,
+ * into *out (first/last: the footer's range). */
+static void rebuild_segs(struct offload *o, const struct rlog *g, uint64_t folded,
+			 struct rcand **out, size_t *n)
+{
+	struct hs_seg_ropts ro = { .key = o->have_key ? o->key : NULL };
+
+	*out = hs_xcalloc(g->nseg ? g->nseg : 1, sizeof(**out));
+	*n = 0;
+	for (size_t i = 0; i < g->nseg; i++) {
+		struct rcand *c = &(*out)[*n];
+		const char *k = strrchr(g->seg[i].key, '/') + 1;
+		char key[HS_MAN_KEY_MAX];
+		unsigned long long created, attempt;
+		struct hs_seg_info info;
+		struct hs_seg *seg;
+		int rc, len = 0;
+
+		if (sscanf(k, "%16llx-%16llx%n", &created, &attempt, &len) != 2 || k[len])
+			continue;
+		c->ent.created_ms = created;
+		c->ent.attempt = attempt;
+		hs_man_seg_key(key, g->log, &c->ent);
+		if (strcmp(key, g->seg[i].key))
+			continue;
+		ro.size = g->seg[i].size;
+		rc = hs_seg_open(o->tier, key, &ro, &seg);
+		if (rc == 0) {
+			info = *hs_seg_info(seg);
+			hs_seg_close(seg);
+		} else if (rc == -HS_EPERM && !o->have_key) {
+			/* Encrypted, and no --key-file: the whole-object check
+			 * needs no key. */
+			rc = hs_seg_verify(o->tier, key, &info);
+		}
+		if (rc < 0 || !info.first_lsn || info.first_lsn <= folded) {
+			if (rc < 0 && o->cli.verbosity > 1)
+				fprintf(stderr, "%s: skipping segment '%s': %s\n", o->cli.prog, key,
+					*hs_tier_error(o->tier) ? hs_tier_error(o->tier)
+								: hs_strerror(rc));
+			continue;
+		}
+		c->first = info.first_lsn;
+		c->last = info.last_lsn;
+		c->ent.last_lsn = info.last_lsn;
+		c->ent.first_ts = info.first_ts;
+		c->ent.last_ts = info.last_ts;
+		c->ent.size = info.size;
+		c->ent.records = info.nrecords;
+		memcpy(c->ent.hash, info.hash, 32);
+		(*n)++;
+	}
+}
+
+static bool name_selected(const struct offload *o, const char *name)
+{
+	bool match = !o->nglobs;
+
+	for (int i = 0; i < o->nglobs && !match; i++)
+		match = !fnmatch(o->globs[i], name, 0);
+	return match;
+}
+
+/* The register value of g rebuilt from the bucket into *m, its name into
+ * name.  Returns 0, 1 (not selected by --stream, or nothing usable:
+ * skipped) or an exit status. */
+static int rebuild_man(struct offload *o, const struct rlog *g, char *name, struct hs_man *m,
+		       size_t *nsegs)
+{
+	struct rcand *objs = NULL, *segs = NULL;
+	size_t nobj = 0, nseg = 0, nref = 0, nent = 0;
+	uint64_t cur = 0;
+	int st = 0;
+
+	memset(m, 0, sizeof(*m));
+	*nsegs = 0;
+	rebuild_objs(o, g, &objs, &nobj);
+	if (rebuild_name(o, g, name, objs, nobj)) {
+		st = fail(o, EX_DATAERR, "log %016" PRIx64 ": no name object: not rebuilt",
+			  g->log);
+		goto out;
+	}
+	if (!name_selected(o, name)) {
+		st = 1;
+		goto out;
+	}
+	/* Manifest objects: the newest first, then each older one that ends
+	 * before the one chosen after it (equal ranges are the same entries
+	 * written by two attempts: one is enough). */
+	qsort(objs, nobj, sizeof(*objs), cand_last_desc);
+	for (size_t i = 0; i < nobj; i++) {
+		if (nref && objs[i].last >= objs[nref - 1].first)
+			continue;
+		if (nref != i) {
+			struct rcand t = objs[nref];
+
+			objs[nref] = objs[i];
+			objs[i] = t;
+		}
+		nref++;
+	}
+	if (nref > HS_MAN_REFS_MAX) {
+		hs_warn("log %016" PRIx64 ": %zu manifest objects: keeping the newest %d", g->log,
+			nref, HS_MAN_REFS_MAX);
+		nref = HS_MAN_REFS_MAX;
+	}
+	/* Oldest first now. */
+	for (size_t i = 0; i < nref / 2; i++) {
+		struct rcand t = objs[i];
+
+		objs[i] = objs[nref - 1 - i];
+		objs[nref - 1 - i] = t;
+	}
+	if (nref)
+		cur = objs[nref - 1].last;
+
+	/* Segments after the last folded LSN, in order: at each step the
+	 * lowest start above what is covered; of several with that start
+	 * (attempts of the same range, or a longer retry of a crashed one),
+	 * the one reaching furthest that the next segment follows. */
+	rebuild_segs(o, g, cur, &segs, &nseg);
+	qsort(segs, nseg, sizeof(*segs), cand_first_asc);
+	m->entries = hs_xcalloc(nseg ? nseg : 1, sizeof(*m->entries));
+	for (size_t i = 0; i < nseg;) {
+		size_t j = i, pick = i;
+		bool found = false;
+
+		if (segs[i].first <= cur) {
+			i++;
+			continue;
+		}
+		for (; j < nseg && segs[j].first == segs[i].first; j++) {
+			/* The next step after j: the lowest start above its end. */
+			size_t lo = j + 1, hi = nseg;
+
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (segs[mid].first <= segs[j].last)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (!found && (lo == nseg || adjacent(segs[j].last, segs[lo].first))) {
+				pick = j; /* sorted by last descending: the furthest */
+				found = true;
+			}
+		}
+		segs[pick].ent.first_lsn =
+		    cur ? (adjacent(cur, segs[pick].first) ? cur + 1 : segs[pick].first)
+			: (segs[pick].first == HS_LSN(1, 1) ? 1 : segs[pick].first);
+		m->entries[nent++] = segs[pick].ent;
+		cur = segs[pick].last;
+		i = j;
+	}
+	*nsegs = nent;
+	for (size_t i = 0; i < nref; i++)
+		*nsegs += objs[i].ref.nentries;
+	if (!nref && !nent) {
+		st = 1;
+		if (o->cli.verbosity > 0)
+			fprintf(stderr, "%s: log %016" PRIx64 " (%s): no segment: nothing to rebuild\n",
+				o->cli.prog, g->log, name);
+		goto out;
+	}
+	if (nent > UINT16_MAX) {
+		st = fail(o, EX_DATAERR, "log %016" PRIx64 ": too many segments for one manifest",
+			  g->log);
+		goto out;
+	}
+	/* Room for the refs rebuild_fold() may add. */
+	m->refs = hs_xcalloc(nref + nent / HS_MAN_FOLD_AT + 1, sizeof(*m->refs));
+	for (size_t i = 0; i < nref; i++)
+		m->refs[m->nrefs++] = objs[i].ref;
+	m->nentries = (uint16_t)nent;
+	m->offload = cur;
+	m->expired = (m->nrefs ? m->refs[0].first_lsn : m->entries[0].first_lsn) - 1;
+	m->gen = 1;
+out:
+	for (size_t i = 0; i < nobj; i++)
+		hs_man_obj_free(&objs[i].obj);
+	free(objs);
+	free(segs);
+	return st;
+}
+
+/* The register holds at most HS_MAN_FOLD_AT entries after a fold, as the
+ * offloader keeps it: fold the oldest entries of m into new manifest
+ * objects, written only if write (else only counted, for the plan).
+ * Returns 0 or an exit status. */
+static int rebuild_fold(struct offload *o, uint64_t log, const char *name, struct hs_man *m,
+			bool write)
+{
+	size_t skip = 0;
+	int st = 0;
+
+	while (m->nentries - skip > HS_MAN_FOLD_AT && m->nrefs < HS_MAN_REFS_MAX) {
+		struct hs_man_ref r = { .first_lsn = m->entries[skip].first_lsn,
+					.last_lsn = m->entries[skip + HS_MAN_FOLD_AT - 1].last_lsn,
+					.nentries = HS_MAN_FOLD_AT };
+
+		if (write &&
+		    (st = write_manobj(o, log, name, m->entries + skip, HS_MAN_FOLD_AT, &r)))
+			break;
+		m->refs[m->nrefs++] = r;
+		skip += HS_MAN_FOLD_AT;
+	}
+	memmove(m->entries, m->entries + skip, (m->nentries - skip) * sizeof(*m->entries));
+	m->nentries = (uint16_t)(m->nentries - skip);
+	if (!st && m->nentries > HS_MAN_ENTRIES_MAX)
+		st = fail(o, EX_DATAERR, "%s: too many segments for one manifest", name);
+	return st;
+}
+
+/* STREAM_CREATE name with HS_ATTR_RESTORE (log id log, Tier1 after
+ * offload).  Returns 0 with *status and *value, or an exit status. */
+static int create_restored(struct offload *o, const struct target *t, uint64_t log,
+			   uint64_t offload, int32_t *status, uint64_t *value)
+{
+	uint64_t id = hs_client_next_id();
+	struct hs_msg_wr w;
+	struct hs_stream_attrs a = { .mask = HS_ATTR_RESTORE, .restore_log = log,
+				     .restore_lsn = offload };
+
+	hs_buf_reset(&o->req);
+	hs_msg_stream_create_begin(&w, &o->req, id);
+	hs_msg_stream_create_add(&w, t->name, t->nlen, &a);
+	hs_msg_wr_end(&w);
+	return call_status(o, id, HS_MSG_STREAM_CREATE, status, value);
+}
+
+/* Rebuild one log: its register value from the bucket, then the stream
+ * on the cluster (see REBUILD above). */
+static int rebuild_log(struct offload *o, const struct rlog *g, const struct target *ts,
+		       size_t nts)
+{
+	struct target t = { 0 };
+	struct hs_man m, cur = { 0 };
+	struct hs_tier_info ti;
+	struct hs_buf val = { 0 };
+	const struct target *have = NULL;
+	const char *action;
+	size_t nsegs;
+	uint64_t value, offload;
+	int32_t status;
+	int st, rc;
+
+	st = rebuild_man(o, g, t.name, &m, &nsegs);
+	if (st) {
+		st = st == 1 ? 0 : st;
+		goto out;
+	}
+	t.nlen = (uint8_t)strlen(t.name);
+	t.log = g->log;
+	for (size_t i = 0; i < nts && !have; i++)
+		if (!strcmp(ts[i].name, t.name))
+			have = &ts[i];
+	if (have && have->log != g->log) {
+		st = fail(o, EX_DATAERR,
+			  "%s: the stream exists with log %016" PRIx64 ", the bucket has log %016"
+			  PRIx64 ": not rebuilt", t.name, have->log, g->log);
+		action = "refused";
+	} else if (!have && bsearch(&g->log, o->logs, o->nlogs, sizeof(g->log), logcmp)) {
+		st = fail(o, EX_DATAERR, "%s: log %016" PRIx64 " is another stream's here: not rebuilt",
+			  t.name, g->log);
+		action = "refused";
+	} else if (have) {
+		if ((st = tier_info(o, &t, &ti, &cur)))
+			goto out;
+		action = cur.offload >= m.offload ? "current" : "restore";
+	} else {
+		action = "create";
+	}
+	/* New manifest objects only for a manifest that will be published. */
+	if (!st && (rc = rebuild_fold(o, g->log, t.name, &m,
+				      !o->dry_run && strcmp(action, "current") != 0)))
+		st = rc;
+	hs_man_enc(&m, &val);
+	if (!st && val.len > HS_REG_VALUE_MAX)
+		st = fail(o, EX_DATAERR, "%s: the rebuilt manifest is too large", t.name);
+	if (!st) {
+		/* What hs-serve will check: a consistent value. */
+		struct hs_man chk;
+
+		if (hs_man_dec(val.data, val.len, &chk) < 0)
+			st = fail(o, EX_SOFTWARE, "%s: the rebuilt manifest is inconsistent", t.name);
+		hs_man_free(&chk);
+	}
+	if (o->dry_run || o->cli.verbosity > 0 || o->progress)
+		fprintf(o->dry_run ? stdout : stderr,
+			"%s%s %s log %016" PRIx64 " %s..%s objects %u segments %zu %s\n",
+			o->dry_run ? "" : o->cli.prog, o->dry_run ? "rebuild" : ": rebuild", t.name,
+			g->log, lsn_str(m.expired + 1), lsn_str(m.offload), m.nrefs, nsegs, action);
+	if (o->dry_run || st || !strcmp(action, "current"))
+		goto out;
+	if (!strcmp(action, "create")) {
+		if ((st = create_restored(o, &t, g->log, m.offload, &status, &value)))
+			goto out;
+		if (status == -HS_EEXIST && value != g->log) {
+			st = fail(o, EX_DATAERR, "%s: created meanwhile with log %016" PRIx64
+				  ": not rebuilt", t.name, value);
+			goto out;
+		}
+		if (status == -HS_EDATA) {
+			st = fail(o, EX_DATAERR, "%s: log %016" PRIx64 " is in use here: not rebuilt",
+				  t.name, g->log);
+			goto out;
+		}
+		if (status && status != -HS_EEXIST) {
+			st = fail(o, hs_exit_status(status), "%s: creating the stream: %s", t.name,
+				  hs_strerror(status));
+			goto out;
+		}
+		crash_point(o, "create");
+	}
+	if ((st = publish(o, &t, g->log, HS_TIER_OP_RESTORE, &val, &offload)))
+		goto out;
+	if (offload < m.offload) {
+		rc = -HS_EINTERNAL;
+		st = fail(o, hs_exit_status(rc), "%s: the manifest stayed at %s", t.name,
+			  lsn_str(offload));
+		goto out;
+	}
+	o->rebuilt++;
+out:
+	hs_man_free(&m);
+	hs_man_free(&cur);
+	hs_buf_free(&val);
+	return st;
+}
+
+static int rebuild(struct offload *o, const struct target *ts, size_t nts)
+{
+	struct rlist l = { 0 };
+	int rc, st = 0;
+
+	if ((rc = hs_tier_list(o->tier, "logs/", on_rebuild_listed, &l)) < 0) {
+		st = tier_fail(o, rc, "listing Tier2 objects");
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		st = rebuild_log(o, &l.v[i], ts, nts);
+		if (st == hs_exit_status(-HS_EUNAVAIL) && !hs_client_multi(o->cli.addr))
+			break;
+	}
+out:
+	rlist_free(&l);
 	return st;
 }
 
@@ -1290,6 +1952,7 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "lock", required_argument, NULL, OPT_LOCK },
+		{ "rebuild", no_argument, NULL, OPT_REBUILD },
 		HS_CLI_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1344,6 +2007,7 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 		case OPT_VERIFY: o->verify_only = true; break;
 		case OPT_DRY_RUN: o->dry_run = true; break;
 		case OPT_LOCK: o->lock_path = optarg; break;
+		case OPT_REBUILD: o->rebuild = true; break;
 		default:
 			switch (hs_cli_option(&o->cli, opt, optarg, &st)) {
 			case 0:
@@ -1358,8 +2022,8 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 	}
 	if (optind < argc)
 		return hs_cli_usage_error(&o->cli, "unexpected argument '%s'", argv[optind]);
-	if (o->sweep_only && o->verify_only)
-		return hs_cli_usage_error(&o->cli, "--sweep and --verify exclude each other");
+	if (o->sweep_only + o->verify_only + o->rebuild > 1)
+		return hs_cli_usage_error(&o->cli, "--sweep, --verify and --rebuild exclude each other");
 	if (!o->url)
 		o->url = getenv("HS_TIER_URL");
 	if (!o->url || !*o->url)
@@ -1421,6 +2085,13 @@ static int run(struct offload *o)
 	o->connected = true;
 	if ((st = list_streams(o, &ts, &n)))
 		goto out;
+	if (o->rebuild) {
+		rebuild(o, ts, n);
+		if (o->cli.verbosity > 0)
+			fprintf(stderr, "%s: %" PRIu64 " streams rebuilt\n", o->cli.prog, o->rebuilt);
+		st = o->status;
+		goto out;
+	}
 	if (!n && o->nglobs) {
 		st = fail(o, EX_NOINPUT, "no stream matches the --stream patterns");
 		goto out;

@@ -162,6 +162,10 @@ static void w_attrs(struct hs_buf *b, const struct hs_stream_attrs *a)
 	hs_w64(b, a->offload_after_ms);
 	if (a->mask & HS_ATTR_OFFLOAD_SIZE)
 		hs_w64(b, a->offload_size);
+	if (a->mask & HS_ATTR_RESTORE) {
+		hs_w64(b, a->restore_log);
+		hs_w64(b, a->restore_lsn);
+	}
 }
 
 static int r_attrs(struct hs_rd *r, struct hs_stream_attrs *a)
@@ -173,9 +177,13 @@ static int r_attrs(struct hs_rd *r, struct hs_stream_attrs *a)
 	a->retention_ms = hs_r64(r);
 	a->offload_after_ms = hs_r64(r);
 	a->offload_size = a->mask & HS_ATTR_OFFLOAD_SIZE ? hs_r64(r) : 0;
+	a->restore_log = a->mask & HS_ATTR_RESTORE ? hs_r64(r) : 0;
+	a->restore_lsn = a->mask & HS_ATTR_RESTORE ? hs_r64(r) : 0;
 	if (r->err)
 		return r->err;
-	if (a->mask & ~(uint32_t)HS_ATTR_ALL)
+	if (a->mask & ~(uint32_t)(HS_ATTR_ALL | HS_ATTR_RESTORE))
+		return -HS_EPROTO;
+	if ((a->mask & HS_ATTR_RESTORE) && (!a->restore_log || a->restore_log >> 62))
 		return -HS_EPROTO;
 	if ((a->mask & HS_ATTR_REPLICATION) &&
 	    (a->replication < 1 || a->replication > HS_RUN_COPYSET_MAX))
@@ -1021,6 +1029,8 @@ void hs_msg_tier_publish_add(struct hs_msg_wr *w, const struct hs_tier_pub_ent *
 	hs_w8(b, e->op);
 	hs_w8(b, 0);
 	hs_w16(b, 0);
+	if (e->op == HS_TIER_OP_RESTORE)
+		hs_w32(b, e->body_len);
 	hs_wbytes(b, e->body, e->body_len);
 	w->n++;
 }
@@ -1072,6 +1082,11 @@ static int rd_tier_pub(struct hs_rd *r, struct hs_tier_pub_ent *e)
 	case HS_TIER_OP_PUBLISH: e->body_len = HS_TIER_ENTRY_WIRE; break;
 	case HS_TIER_OP_FOLD: e->body_len = HS_TIER_REF_WIRE; break;
 	case HS_TIER_OP_EXPIRE: e->body_len = 8; break;
+	case HS_TIER_OP_RESTORE:
+		e->body_len = hs_r32(r);
+		if (e->body_len > HS_REG_VALUE_MAX)
+			return r->err ? r->err : -HS_EPROTO;
+		break;
 	default: return r->err ? r->err : -HS_EPROTO;
 	}
 	e->body = hs_rd_take(r, e->body_len);

@@ -79,6 +79,7 @@
  * attrs (24 or 32 bytes): u32 mask | u8 replication | u8 durability
  *   | u16 0 | u64 retention_ms | u64 offload_after_ms
  *   | u64 offload_size   (only when mask has HS_ATTR_OFFLOAD_SIZE)
+ *   | u64 restore_log | u64 restore_lsn  (only with HS_ATTR_RESTORE)
  *   mask says which fields are set (HS_ATTR_*); unset ones take the
  *   server's defaults.  replication 1..127; durability HS_DUR_SYNC 1,
  *   HS_DUR_ASYNC 2, HS_DUR_MEMORY 3 (DESIGN §6); retention_ms 0 = keep
@@ -87,7 +88,9 @@
  *   offloaded, whatever their age (0 = no size trigger; absent = 0).  The
  *   trailing field exists only with its bit so that attrs without it are
  *   byte for byte the 24-byte form older peers know.  Unknown mask bits or
- *   an out-of-range set field are malformed.
+ *   an out-of-range set field are malformed.  HS_ATTR_RESTORE (32, not in
+ *   HS_ATTR_ALL, never in an info) is for STREAM_CREATE only, sent by
+ *   hs-offload --rebuild: see STREAM_CREATE.
  * info (128 + 4 * nn bytes, + 8 with a size policy): u64 log | attrs
  *   (effective: mask = HS_ATTR_ALL, without HS_ATTR_OFFLOAD_SIZE when the
  *   stream's offload_size is 0, so such an info is unchanged for old
@@ -127,6 +130,17 @@
  * STREAM_CREATE (66): u32 n | n * { name | attrs }  -> STATUSES
  *   per entry: 0 (value = the new log id), -HS_EEXIST (value = the
  *   existing stream's log id), or another error.
+ *   With HS_ATTR_RESTORE (a rebuild from a Tier2 bucket, docs/tier2.md):
+ *   the stream gets log id restore_log (nonzero, < 2^62) instead of a
+ *   random one, and Tier1 starts after restore_lsn (the rebuilt offload
+ *   point; 0 = none): first the log record "l/<restore_log>" (meta.h),
+ *   which must be absent or empty, is written with trim = restore_lsn and
+ *   epoch = lce = HS_LSN_EPOCH(restore_lsn) (so the first activation takes
+ *   a higher epoch and new LSNs follow the restored ones), or is already
+ *   exactly that (a retry: nothing was activated on it since); any other
+ * log record means the log id is in use (-HS_EDATA, value 0).  Then
+ *   the stream record as without the bit: -HS_EEXIST with the existing
+ *   log id if the name is taken (the caller compares it with restore_log).
  * STREAM_DELETE (67): u32 n | n * { name }  -> STATUSES (0 or -HS_ENOSTREAM)
  * STREAM_LIST (68): u32 max | u8 flags | name-or-empty prefix
  *   | name-or-empty cursor  -> STREAMS
@@ -312,6 +326,11 @@
  *       entries now live in that manifest object.
  *     op 3 EXPIRE, body = u64 lsn: retention dropped every segment wholly
  *       <= lsn (lsn must end a segment or folded object).
+ *     op 4 RESTORE, body = u32 len | len bytes: a whole register value
+ *       (len <= HS_REG_VALUE_MAX) rebuilt from the bucket by hs-offload
+ *       --rebuild; it replaces the register only when the register is
+ *       empty or its offload point is lower (hs_man_restore), else no-op.
+ *       -HS_EDATA if the value does not decode.
  *   log must be the stream's current log id (else -HS_ENOSTREAM, so a
  *   stream deleted and created again is never published into).  Other op
  *   values or body sizes are malformed.
@@ -379,7 +398,8 @@ enum hs_cmsg {
 
 enum { HS_APPEND_CREATE = 1 };
 enum { HS_ATTR_REPLICATION = 1, HS_ATTR_RETENTION = 2, HS_ATTR_OFFLOAD = 4,
-       HS_ATTR_DURABILITY = 8, HS_ATTR_OFFLOAD_SIZE = 16, HS_ATTR_ALL = 31 };
+       HS_ATTR_DURABILITY = 8, HS_ATTR_OFFLOAD_SIZE = 16, HS_ATTR_ALL = 31,
+       HS_ATTR_RESTORE = 32 /* STREAM_CREATE only: not in HS_ATTR_ALL */ };
 enum { HS_LIST_INFO = 1 };            /* STREAM_LIST, SUB_LIST flags */
 enum { HS_LIST_MORE = 1 };            /* STREAMS, SUBS flags */
 enum { HS_CREAD_FOLLOW = 1, HS_CREAD_GAPS = 2 };
@@ -389,7 +409,8 @@ enum { HS_PEERF_DATA = 1 };           /* CLUSTER_STATUSREPLY peer flags */
 enum hs_cstream_state { HS_CSTREAM_ACTIVE = 1, HS_CSTREAM_RECOVERING, HS_CSTREAM_WAITING };
 #define HS_INFO_NODESET_MAX 32        /* = HS_NODESET_MAX (libpaxos/meta.h) */
 #define HS_STATUS_STREAMS_MAX 1000    /* cstreams in one CLUSTER_STATUSREPLY */
-enum { HS_TIER_OP_PUBLISH = 1, HS_TIER_OP_FOLD = 2, HS_TIER_OP_EXPIRE = 3 };
+enum { HS_TIER_OP_PUBLISH = 1, HS_TIER_OP_FOLD = 2, HS_TIER_OP_EXPIRE = 3,
+       HS_TIER_OP_RESTORE = 4 };
 #define HS_TIER_ENTRY_WIRE 96         /* = HS_MAN_ENTRY_LEN (manifest.h) */
 #define HS_TIER_REF_WIRE 80           /* = HS_MAN_REF_LEN */
 
@@ -418,6 +439,8 @@ struct hs_stream_attrs {
 	uint64_t retention_ms;     /* 0 = forever */
 	uint64_t offload_after_ms; /* 0 = never */
 	uint64_t offload_size;     /* bytes; 0 = no size trigger */
+	uint64_t restore_log;      /* HS_ATTR_RESTORE: the log id to take */
+	uint64_t restore_lsn;      /* HS_ATTR_RESTORE: Tier1 starts after it */
 };
 
 struct hs_stream_info {
@@ -755,7 +778,9 @@ void hs_msg_tier_infos_add(struct hs_msg_wr *w, int32_t status, const char *stre
 int hs_tier_infos_next(struct hs_clist *l, struct hs_tier_infos_ent *e);
 
 /* TIER_PUBLISH: body is the op's body (an entry, a ref or a u64 lsn as
- * encoded by libpaxos/manifest.h; borrowed), checked for its size. */
+ * encoded by libpaxos/manifest.h; borrowed), checked for its size; for
+ * RESTORE it is the register value (the u32 length before it on the wire
+ * is written and read by the codec). */
 struct hs_tier_pub_ent {
 	const char *stream;
 	uint8_t stream_len;

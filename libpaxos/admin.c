@@ -6,9 +6,14 @@
  * proposer sends all keys changed in a turn in one frame per acceptor, so
  * 1000 creates cost one or two round trips); log ids are random below
  * 2^62.  A stream's log record "l/<id>" is created by its first activation
- * (seq.c).  Listing asks every peer (REG_LIST, proto.h) and merges by
- * highest accepted ballot; it is not linearizable against concurrent
- * creates (a create racing a list may or may not appear).
+ * (seq.c), except for a create with HS_ATTR_RESTORE (a rebuild from a
+ * Tier2 bucket, proto_client.h STREAM_CREATE): that one takes the log id
+ * it is given and first writes "l/<id>" with trim = the restored offload
+ * point and epoch = lce = that point's epoch, refusing (-HS_EDATA) a log
+ * record that exists in another form: the id is in use here.  Listing
+ * asks every peer (REG_LIST, proto.h) and merges by highest accepted
+ * ballot; it is not linearizable against concurrent creates (a create
+ * racing a list may or may not appear).
  *
  * SUBSCRIPTIONS.  SUB_CREATE resolves its position on the active stream
  * and creates the register "u/<name>"; SUB_DELETE removes it; SUB_INFO
@@ -207,6 +212,55 @@ static void create_done(void *arg, int status, const uint8_t *val, size_t len, u
 		ent_settle(&a->e, status, status == 0 || status == -HS_EEXIST ? a->log : 0);
 }
 
+/* A create with HS_ATTR_RESTORE (hs-offload --rebuild): the log record
+ * that makes Tier1 start after the restored offload point, written before
+ * the stream record exists, so the log id is claimed first.  Only an
+ * absent record, or one exactly as a restore writes it (a retry), will
+ * do: any other means the log id is in use here. */
+static int fn_restore_lrec(void *arg, const uint8_t *cur, size_t len, uint64_t version,
+			   struct hs_buf *out)
+{
+	struct adm *a = arg;
+	uint64_t lsn = a->attrs.restore_lsn;
+	uint32_t epoch = (uint32_t)HS_LSN_EPOCH(lsn);
+	struct hs_lrec r;
+	int rc = hs_lrec_dec(cur, len, &r);
+
+	if (rc == 1) {
+		rc = r.trim == lsn && r.epoch == epoch && r.lce == epoch && !r.nepochs && !r.owner
+			     ? HS_REG_SAME
+			     : -HS_EDATA;
+	} else if (rc == 0) {
+		/* No epoch entries: every epoch <= epoch is clean and empty,
+		 * so the first activation takes epoch + 1 and recovers
+		 * nothing; its LSNs follow every restored one. */
+		r.epoch = epoch;
+		r.lce = epoch;
+		r.trim = lsn;
+		hs_lrec_enc(&r, out);
+	}
+	hs_lrec_free(&r);
+	return rc;
+}
+
+static void restore_lrec_done(void *arg, int status, const uint8_t *val, size_t len,
+			      uint64_t version)
+{
+	struct adm *a = arg;
+
+	if (ent_cancelled(&a->e, status))
+		return;
+	if (status < 0) {
+		hs_warn("stream '%s': cannot restore log %llu: %s", a->e.name,
+			(unsigned long long)a->log,
+			status == -HS_EDATA ? "the log id is in use" : hs_strerror(status));
+		ent_settle(&a->e, status, 0);
+		return;
+	}
+	if (ent_change(&a->e, hs_meta_skey, fn_create, create_done, -HS_EDATA) == 0)
+		a->e.sv->creates++;
+}
+
 void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_clist l;
@@ -233,6 +287,15 @@ void hs_serve_on_create(struct serve *sv, struct cconn *cc, const struct hs_fram
 		}
 		a = ent_new(sv, rq, i, e.stream, e.stream_len, sizeof(*a));
 		a->attrs = e.attrs;
+		if (e.attrs.mask & HS_ATTR_RESTORE) {
+			uint8_t k[16];
+
+			a->log = e.attrs.restore_log;
+			if (hs_serve_reg_change(sv, k, hs_meta_lkey(k, a->log), fn_restore_lrec,
+						restore_lrec_done, a) < 0)
+				ent_settle(&a->e, -HS_EINTERNAL, 0);
+			continue;
+		}
 		a->log = hs_serve_new_log_id();
 		if (ent_change(&a->e, hs_meta_skey, fn_create, create_done, -HS_EDATA) == 0)
 			sv->creates++;

@@ -51,6 +51,53 @@ void hs_man_obj_key(char *k, uint64_t log, const struct hs_man_ref *r)
 	obj_name(k, log, "man", r->first_lsn, r->last_lsn, r->created_ms, r->attempt);
 }
 
+void hs_man_name_key(char *k, uint64_t log)
+{
+	snprintf(k, HS_MAN_KEY_MAX, "logs/%016" PRIx64 "/name", log);
+}
+
+/* ---- name objects ------------------------------------------------------- */
+
+static const char name_magic[8] = { 'H', 'S', 'L', 'N', 'A', 'M', 'E', '1' };
+
+void hs_man_name_enc(uint64_t log, const char *name, size_t nlen, uint64_t created_ms,
+		     struct hs_buf *out)
+{
+	size_t start = out->len;
+
+	if (nlen > 255)
+		nlen = 255;
+	hs_wbytes(out, name_magic, 8);
+	hs_w32(out, 1);
+	hs_w32(out, 0);
+	hs_w64(out, log);
+	hs_w64(out, created_ms);
+	hs_w8(out, (uint8_t)nlen);
+	hs_wbytes(out, "\0\0\0\0\0\0\0", 7);
+	hs_wbytes(out, name, nlen);
+	hs_w32(out, hs_crc32c(0, out->data + start, out->len - start));
+}
+
+int hs_man_name_dec(const uint8_t *p, size_t len, struct hs_man_name *n)
+{
+	size_t nl;
+
+	memset(n, 0, sizeof(*n));
+	if (len < HS_MAN_NAME_HDR_LEN + 4 || memcmp(p, name_magic, 8) || hs_get32(p + 8) != 1)
+		return -HS_EDATA;
+	nl = p[32];
+	if (!nl || len != HS_MAN_NAME_HDR_LEN + nl + 4)
+		return -HS_EDATA;
+	if (hs_crc32c(0, p, len - 4) != hs_get32(p + len - 4))
+		return -HS_ECHECKSUM;
+	n->log = hs_get64(p + 16);
+	n->created_ms = hs_get64(p + 24);
+	n->nlen = (uint8_t)nl;
+	memcpy(n->name, p + HS_MAN_NAME_HDR_LEN, nl);
+	n->name[nl] = 0;
+	return 0;
+}
+
 /* ---- entries and refs --------------------------------------------------- */
 
 void hs_man_entry_enc(const struct hs_man_entry *e, struct hs_buf *out)
@@ -380,4 +427,23 @@ const struct hs_man_entry *hs_man_obj_find(const struct hs_man_obj *o, uint64_t 
 	if (lo && o->entries[lo - 1].last_lsn >= lsn)
 		return &o->entries[lo - 1];
 	return NULL;
+}
+
+int hs_man_restore(struct hs_man *m, const struct hs_man *want)
+{
+	uint64_t gen = (m->gen > want->gen ? m->gen : want->gen) + 1;
+
+	if (want->offload <= m->offload)
+		return HS_MAN_SAME;
+	hs_man_free(m);
+	m->offload = want->offload;
+	m->expired = want->expired;
+	m->gen = gen;
+	m->nrefs = want->nrefs;
+	m->nentries = want->nentries;
+	m->refs = hs_xcalloc(want->nrefs ? want->nrefs : 1, sizeof(*m->refs));
+	m->entries = hs_xcalloc(want->nentries ? want->nentries : 1, sizeof(*m->entries));
+	memcpy(m->refs, want->refs, want->nrefs * sizeof(*m->refs));
+	memcpy(m->entries, want->entries, want->nentries * sizeof(*m->entries));
+	return 0;
 }

@@ -71,11 +71,26 @@
  * HS_MAN_REFS_MAX refs: 512 * 64 segments of up to 256 MiB is 8 PiB per log;
  * retention drops refs from the front.
  *
- * REBUILD FROM THE BUCKET.  List logs/<log>/man/ and read every object
- * (crc32c, then contiguity), then list logs/<log>/seg/, open each segment
- * (footer: its LSN range and hash) and keep those after the last folded
- * LSN: several objects for the same range are the same records uploaded by
- * different attempts (all but one are orphans); pick any that verifies.
+ * NAME OBJECT (little-endian), logs/<log>/name, 44 + name_len bytes
+ *   "HSLNAME1" | u32 version (1) | u32 0 | u64 log | u64 created_ms
+ *   | u8 name_len | u8 0[7] | name | u32 crc32c of every byte before it
+ *   Segments hold no stream name and manifest objects exist only after a
+ *   fold, so the offloader writes this small immutable object (put with
+ *   HS_TIER_EXCL; an existing one is left alone) before it publishes the
+ *   first segment of a log: it is what maps a log id back to its stream
+ *   name in a rebuild.  The sweep keeps it while the log's stream exists.
+ *
+ * REBUILD FROM THE BUCKET (hs-offload --rebuild).  Read logs/<log>/name;
+ * list logs/<log>/man/ and read every object (crc32c, then contiguity: the
+ * chain of consecutive ranges from the lowest, preferring for each start
+ * the object reaching furthest), then list logs/<log>/seg/, open each
+ * segment (footer: its LSN range and hash) and keep those after the last
+ * folded LSN, chained the same way: several objects for the same range are
+ * the same records uploaded by different attempts (all but one are
+ * orphans); pick any that verifies.  The register value built from them
+ * (hs_man_restore) goes to a stream created with the same log id (STREAM_CREATE
+ * with HS_ATTR_RESTORE, proto_client.h), whose log record then starts
+ * Tier1 after the offload point.
  *
  * Not thread-safe; no I/O here (no libsodium either, so hs-serve links it).
  * It lives in libpaxos although it describes Tier2 objects because hs-serve
@@ -98,6 +113,7 @@
 #define HS_MAN_REFS_MAX 512
 #define HS_MAN_OBJ_HDR_LEN 64
 #define HS_MAN_KEY_MAX 128      /* room for any key built here, NUL incl. */
+#define HS_MAN_NAME_HDR_LEN 40  /* name object without name and crc */
 
 struct hs_man_entry {
 	uint64_t first_lsn, last_lsn;
@@ -132,6 +148,13 @@ struct hs_man_obj {
 	uint32_t nentries;
 };
 
+/* A decoded name object (see NAME OBJECT above). */
+struct hs_man_name {
+	uint64_t log, created_ms;
+	char name[256];           /* NUL-terminated */
+	uint8_t nlen;
+};
+
 /* Register key "t/" | u64 log BE into k (10 bytes); returns 10. */
 size_t hs_man_key(uint8_t *k, uint64_t log);
 
@@ -140,6 +163,16 @@ void hs_man_seg_key(char *k, uint64_t log, const struct hs_man_entry *e);
 void hs_man_obj_key(char *k, uint64_t log, const struct hs_man_ref *r);
 /* The prefix "logs/<log>/" of every object of log into k. */
 void hs_man_log_prefix(char *k, uint64_t log);
+/* The name object's key "logs/<log>/name" into k (HS_MAN_KEY_MAX bytes). */
+void hs_man_name_key(char *k, uint64_t log);
+
+/* Name objects: append the object naming log's stream (name borrowed,
+ * nlen 1..255 bytes) to out. */
+void hs_man_name_enc(uint64_t log, const char *name, size_t nlen, uint64_t created_ms,
+		     struct hs_buf *out);
+/* Decode p[0..len) into *n: checks magic, version, length and crc32c.
+ * Returns 0, -HS_EDATA or -HS_ECHECKSUM. */
+int hs_man_name_dec(const uint8_t *p, size_t len, struct hs_man_name *n);
 
 /* Append the encoded register value of m to out. */
 void hs_man_enc(const struct hs_man *m, struct hs_buf *out);
@@ -154,6 +187,7 @@ enum hs_man_op {
 	HS_MAN_PUBLISH = 1, /* append one entry, raise offload to its last */
 	HS_MAN_FOLD = 2,    /* replace the first ref.nentries entries by ref */
 	HS_MAN_EXPIRE = 3,  /* drop refs and entries wholly <= lsn */
+	HS_MAN_RESTORE = 4, /* a rebuilt value replaces one further behind */
 };
 
 /*
@@ -175,6 +209,14 @@ int hs_man_publish(struct hs_man *m, const struct hs_man_entry *e, uint64_t tier
 		   uint64_t limit);
 int hs_man_fold(struct hs_man *m, const struct hs_man_ref *r);
 int hs_man_expire(struct hs_man *m, uint64_t lsn);
+/*
+ * RESTORE (a rebuild from the bucket): replace m by a copy of want (a
+ * value that decoded, so it is consistent) when want->offload is above
+ * m->offload (an empty register has offload 0); gen becomes one more than
+ * the larger of both.  Never lowers the offload point: want at or below
+ * it returns HS_MAN_SAME and leaves m as is.  Returns 0 or HS_MAN_SAME.
+ */
+int hs_man_restore(struct hs_man *m, const struct hs_man *want);
 
 /* Entry codecs (96 bytes) and ref codecs (80 bytes), for the protocol. */
 void hs_man_entry_enc(const struct hs_man_entry *e, struct hs_buf *out);

@@ -22,6 +22,12 @@
  * every epoch older than the active one was sealed before activation and
  * is final, so the released point is the limit.
  *
+ * RESTORE.  hs-offload --rebuild sends a whole register value rebuilt
+ * from the bucket (TIER_PUBLISH op RESTORE); hs_man_restore() takes it
+ * only over an empty register or one whose offload point is lower, so a
+ * rebuild never undoes an offload made since, and running it twice is a
+ * no-op.
+ *
  * REDIRECTS.  TIER_INFO and TIER_PUBLISH wait for the stream, so with
  * several hs-serve an entry whose stream another one sequences fails with
  * -HS_EREDIRECT; as for STREAM_INFO (admin.c) the reply is preceded by one
@@ -228,14 +234,21 @@ struct tpub {
 	struct hs_man_entry ent;  /* PUBLISH */
 	struct hs_man_ref ref;    /* FOLD */
 	uint64_t lsn;             /* EXPIRE */
+	struct hs_man restore;    /* RESTORE: the rebuilt value (owned) */
 	uint64_t tier1_trim, limit;
 	struct hs_stream_attrs attrs; /* STREAM_ALTER */
 };
 
+static void tpub_free(struct tpub *p)
+{
+	hs_man_free(&p->restore);
+	free(p);
+}
+
 static void tpub_settle(struct tpub *p, int status, uint64_t value)
 {
 	hs_serve_creq_settle(p->sv, p->rq, p->idx, status, value, 0, 0, "");
-	free(p);
+	tpub_free(p);
 }
 
 /* Settle p with a failed stream wait's status: a redirect names the
@@ -244,7 +257,7 @@ static void tpub_settle_wait(struct tpub *p, struct sstream *s, int status)
 {
 	hs_serve_creq_settle(p->sv, p->rq, p->idx, status, 0, 0, 0,
 			     status == -HS_EREDIRECT ? hs_serve_redirect_addr(s) : "");
-	free(p);
+	tpub_free(p);
 }
 
 static int fn_publish(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -261,6 +274,9 @@ static int fn_publish(void *arg, const uint8_t *cur, size_t len, uint64_t versio
 			break;
 		case HS_TIER_OP_FOLD:
 			rc = hs_man_fold(&m, &p->ref);
+			break;
+		case HS_TIER_OP_RESTORE:
+			rc = hs_man_restore(&m, &p->restore);
 			break;
 		default:
 			rc = hs_man_expire(&m, p->lsn);
@@ -279,7 +295,7 @@ static void publish_done(void *arg, int status, const uint8_t *val, size_t len,
 	struct hs_man m;
 
 	if (status == -ECANCELED) {
-		free(p);
+		tpub_free(p);
 		return;
 	}
 	hs_t2_man_changed(p->sv, p->log); /* Tier2 reads: read it again */
@@ -354,8 +370,14 @@ void hs_serve_on_tier_publish(struct serve *sv, struct cconn *cc, const struct h
 			hs_man_entry_dec(e.body, &p->ent);
 		else if (e.op == HS_TIER_OP_FOLD)
 			hs_man_ref_dec(e.body, &p->ref);
-		else
+		else if (e.op == HS_TIER_OP_EXPIRE)
 			p->lsn = hs_get64(e.body);
+		else if (hs_man_dec(e.body, e.body_len, &p->restore) < 0 || !p->restore.offload) {
+			/* RESTORE: a value that does not decode (or restores
+			 * nothing) is refused before any register work. */
+			tpub_settle(p, -HS_EDATA, 0);
+			continue;
+		}
 		p->w.fn = publish_ready;
 		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &p->w);
 	}

@@ -95,7 +95,11 @@ static void lists(uint16_t type, const uint8_t *b, size_t n)
 		case HS_MSG_STREAM_CREATE:
 			if ((more = hs_create_next(&l, &e.create))) {
 				name_ok(e.create.stream, e.create.stream_len);
-				CHECK(!(e.create.attrs.mask & ~(uint32_t)HS_ATTR_ALL));
+				CHECK(!(e.create.attrs.mask &
+					~(uint32_t)(HS_ATTR_ALL | HS_ATTR_RESTORE)));
+				CHECK(!(e.create.attrs.mask & HS_ATTR_RESTORE) ||
+				      (e.create.attrs.restore_log &&
+				       e.create.attrs.restore_log < (1ull << 62)));
 			}
 			break;
 		case HS_MSG_STREAM_TRIM:

@@ -83,7 +83,8 @@ static void cmsg(void)
 	struct hs_msg_wr w;
 	struct hs_pos tail = { .kind = HS_POS_TAIL, .offset = -10 };
 	struct hs_pos lsn = { .kind = HS_POS_LSN, .lsn = ((uint64_t)3 << 32) | 5 };
-	struct hs_stream_attrs at = { HS_ATTR_ALL, 3, HS_DUR_SYNC, 1000, 0, 0 };
+	struct hs_stream_attrs at = { .mask = HS_ATTR_ALL, .replication = 3,
+				      .durability = HS_DUR_SYNC, .retention_ms = 1000 };
 	struct hs_stream_info info = { .log = 9, .attrs = at, .head = 1, .tail = 2,
 				       .released = 1, .epoch = 3, .lce = 2, .r = 2, .nn = 3,
 				       .nodes = { 1, 2, 3 }, .tier2_segments = 1 };

@@ -212,8 +212,49 @@ static void test_malformed(void)
 	hs_buf_free(&v);
 }
 
+static void test_name_restore(void)
+{
+	struct hs_buf b = { 0 };
+	struct hs_man_name n;
+	struct hs_man m = { 0 }, w = { 0 }, d;
+	struct hs_man_entry a = ent(1, HS_LSN(1, 100), 11);
+	struct hs_man_entry c = ent(HS_LSN(1, 101), HS_LSN(1, 200), 12);
+	char k[HS_MAN_KEY_MAX];
+
+	hs_man_name_key(k, 0xab);
+	is_str(k, "logs/00000000000000ab/name", "name object key");
+	hs_man_name_enc(0xab, "orders", 6, 1234, &b);
+	is_int((int)b.len, HS_MAN_NAME_HDR_LEN + 6 + 4, "name object length");
+	ok(hs_man_name_dec(b.data, b.len, &n) == 0 && n.log == 0xab && n.created_ms == 1234 &&
+	   n.nlen == 6 && !strcmp(n.name, "orders"), "name object round trip");
+	b.data[HS_MAN_NAME_HDR_LEN] ^= 1;
+	is_int(hs_man_name_dec(b.data, b.len, &n), -HS_ECHECKSUM, "name object crc");
+	b.data[HS_MAN_NAME_HDR_LEN] ^= 1;
+	is_int(hs_man_name_dec(b.data, b.len - 1, &n), -HS_EDATA, "name object truncated");
+	b.data[0] = 'X';
+	is_int(hs_man_name_dec(b.data, b.len, &n), -HS_EDATA, "name object magic");
+
+	/* want: two segments; m: only the first, gen 7 */
+	hs_man_publish(&w, &a, 0, HS_LSN(2, 0));
+	hs_man_publish(&w, &c, 0, HS_LSN(2, 0));
+	hs_man_publish(&m, &a, 0, HS_LSN(2, 0));
+	m.gen = 7;
+	is_int(hs_man_restore(&m, &w), 0, "restore over a register behind");
+	ok(m.offload == HS_LSN(1, 200) && m.nentries == 2 && m.gen == 8 &&
+	   ent_eq(&m.entries[1], &c) && round_trip(&m, &d), "restored value");
+	hs_man_free(&d);
+	is_int(hs_man_restore(&m, &w), HS_MAN_SAME, "restore again: no-op");
+	w.offload = HS_LSN(1, 100);
+	is_int(hs_man_restore(&m, &w), HS_MAN_SAME, "restore never lowers the offload point");
+	ok(m.offload == HS_LSN(1, 200) && m.gen == 8, "unchanged after a refused restore");
+	hs_man_free(&m);
+	hs_man_free(&w);
+	hs_buf_free(&b);
+}
+
 int main(void)
 {
+	test_name_restore();
 	test_keys();
 	test_publish();
 	test_limits_fold_expire();

@@ -383,7 +383,7 @@ static void test_admin(void)
 	struct hs_clist l;
 	/* Without HS_ATTR_OFFLOAD_SIZE: the 24-byte attrs of old peers. */
 	struct hs_stream_attrs a = { HS_ATTR_ALL & ~HS_ATTR_OFFLOAD_SIZE, 3, HS_DUR_ASYNC,
-				     86400000, 3600000, 0 },
+				     86400000, 3600000, 0, 0, 0 },
 			       a0 = { 0 };
 	struct hs_stream_info info = { 42, a, HS_LSN(1, 1), HS_LSN(4, 9), HS_LSN(1, 0), 7, 8,
 				       1000, UINT64_MAX, 1764151200000, HS_LSN(4, 8), 4, 3, 2,
@@ -403,7 +403,7 @@ static void test_admin(void)
 		   !memcmp(&e.attrs, &a, sizeof(a)) && hs_create_next(&l, &e) &&
 		   name_is(e.stream, e.stream_len, "x") && !e.attrs.mask && !hs_create_next(&l, &e),
 		   "STREAM_CREATE round trip");
-		check_bad(dec_list, 4 + 7, 32, "STREAM_CREATE unknown attribute");
+		check_bad(dec_list, 4 + 7, 64, "STREAM_CREATE unknown attribute");
 		/* u32 n | name(7) | attrs(24) | name(2) | attrs(24) */
 		is_int((int)f.body_len, 4 + 7 + 24 + 2 + 24, "STREAM_CREATE attrs are 24 bytes");
 	}
@@ -838,10 +838,65 @@ static void test_tier(void)
 		   hs_get64(e.body) == HS_LSN(2, 7) && name_is(e.stream, e.stream_len, "o2") &&
 		   !hs_tier_pub_next(&l, &e), "TIER_PUBLISH round trip");
 		/* u32 n | name(7) | u64 log | u8 op | u8 0 | u16 0 */
-		check_bad(dec_list, 4 + 7 + 8, 4, "TIER_PUBLISH op 4");
+		check_bad(dec_list, 4 + 7 + 8, 5, "TIER_PUBLISH op 5");
 		check_bad(dec_list, 4 + 7 + 8, 0, "TIER_PUBLISH op 0");
 		check_bad(dec_list, 4 + 7 + 8 + 1, 1, "TIER_PUBLISH reserved byte");
 		check_bad(dec_list, 4 + 7 + 8, HS_TIER_OP_EXPIRE, "TIER_PUBLISH body size");
+	}
+	/* TIER_PUBLISH RESTORE: a length-prefixed register value */
+	{
+		struct hs_tier_pub_ent e;
+		uint8_t val[40] = { 1 };
+		struct hs_tier_pub_ent in = { "orders", 6, 42, HS_TIER_OP_RESTORE, val,
+					      sizeof(val) };
+
+		hs_buf_reset(&b);
+		hs_msg_tier_publish_begin(&w, &b, 77);
+		hs_msg_tier_publish_add(&w, &in);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_TIER_PUBLISH, &l, "TIER_PUBLISH RESTORE") &&
+		   hs_tier_pub_next(&l, &e) && e.op == HS_TIER_OP_RESTORE && e.log == 42 &&
+		   e.body_len == sizeof(val) && !memcmp(e.body, val, sizeof(val)) &&
+		   !hs_tier_pub_next(&l, &e), "TIER_PUBLISH RESTORE round trip");
+		/* u32 n | name(7) | log(8) | op | 0 | 0(2) | u32 len | value */
+		is_int((int)f.body_len, 4 + 7 + 8 + 4 + 4 + 40, "RESTORE body size");
+		is_int(hs_msg_clist_dec(HS_MSG_TIER_PUBLISH, f.body, f.body_len - 1, &l),
+		       -HS_EPROTO, "RESTORE value truncated");
+		check_bad(dec_list, 4 + 7 + 8 + 4 + 2, 0x10, "RESTORE length over the limit");
+	}
+	/* STREAM_CREATE with HS_ATTR_RESTORE: 16 more bytes */
+	{
+		struct hs_stream_attrs r = { .mask = HS_ATTR_RESTORE | HS_ATTR_REPLICATION,
+					     .replication = 2, .restore_log = 0x1234,
+					     .restore_lsn = HS_LSN(3, 17) };
+		struct hs_create_ent e;
+
+		hs_buf_reset(&b);
+		hs_msg_stream_create_begin(&w, &b, 77);
+		hs_msg_stream_create_add(&w, "orders", 6, &r);
+		hs_msg_wr_end(&w);
+		ok(list_of(HS_MSG_STREAM_CREATE, &l, "STREAM_CREATE restore") &&
+		   hs_create_next(&l, &e) && e.attrs.mask == r.mask && e.attrs.replication == 2 &&
+		   e.attrs.restore_log == 0x1234 && e.attrs.restore_lsn == HS_LSN(3, 17),
+		   "STREAM_CREATE restore round trip");
+		is_int((int)f.body_len, 4 + 7 + 24 + 16, "attrs with restore are 40 bytes");
+		/* restore_log 0 is malformed */
+		hs_buf_reset(&b);
+		r.restore_log = 0;
+		hs_msg_stream_create_begin(&w, &b, 77);
+		hs_msg_stream_create_add(&w, "orders", 6, &r);
+		hs_msg_wr_end(&w);
+		parse_one(HS_MSG_STREAM_CREATE);
+		is_int(hs_msg_clist_dec(HS_MSG_STREAM_CREATE, f.body, f.body_len, &l), -HS_EPROTO,
+		       "restore log id 0 refused");
+		hs_buf_reset(&b);
+		r.restore_log = 1ull << 62;
+		hs_msg_stream_create_begin(&w, &b, 77);
+		hs_msg_stream_create_add(&w, "orders", 6, &r);
+		hs_msg_wr_end(&w);
+		parse_one(HS_MSG_STREAM_CREATE);
+		is_int(hs_msg_clist_dec(HS_MSG_STREAM_CREATE, f.body, f.body_len, &l), -HS_EPROTO,
+		       "restore log id >= 2^62 refused");
 	}
 	/* STREAM_ALTER: entries as STREAM_CREATE */
 	{
