@@ -20,7 +20,12 @@
  * when nothing in it needs one: every STORE was NOSYNC, and there was no
  * hard SEAL, TRIM, CLEAN or GETMETA (register writes are always fsynced by the
  * store).  RELEASE and soft seals need no fsync of their own: a lost
- * released point only holds readers back until the next RELEASE.  After a
+ * released point only holds readers back until the next RELEASE.  The
+ * store does not even write a released point by itself (store.h, struct
+ * hs_log_meta): after a crash it falls back to the LNG carried by the
+ * log's last stored run, and hs-serve re-sends release points on HELLO.
+ * Nor does it write a log's highest LSN per run: it is found again from
+ * the runs.  So a STORE costs one RocksDB Put per run.  After a
  * commit left unsynced, a one-shot timer fsyncs the WAL within
  * ASYNC_SYNC_MS; any synced commit in between covers it.  --durability
  * async makes every commit unsynced; --durability memory keeps no WAL.

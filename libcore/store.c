@@ -39,8 +39,8 @@
  * straight into the WriteBatch while they arrive in key order (one busy
  * log: no extra copy); from the first run out of order on, they are copied
  * into a side buffer and put, sorted by (log, LSN, staging order), at
- * commit; the dirty 'L' records, then the 'P' records, are put sorted by
- * log.  Each memtable then takes a batch as one or two ascending sweeps,
+ * commit; the few dirty 'L' and 'P' records (see "Derived metadata"), are
+ * put sorted by log.  Each memtable then takes a batch as one or two ascending sweeps,
  * and with a per-batch insert hint (set_options: unordered_write, the only
  * way a lone writer gets RocksDB's hinted insert) each insert starts from
  * the previous one's position instead of the top of the skiplist.  The
@@ -59,11 +59,15 @@
  *   'L' | log BE64                     (9 bytes) -> per-log metadata, 41 bytes:
  *       0 u8 version (1) | 1 u32 seal | 5 u32 soft_seal | 9 u32 lce
  *       | 13 u64 released | 21 u64 trim | 29 u64 max_lsn | 37 u32 crc32c
+ *       Written when seal, soft_seal, lce or trim rise, or by a CLEAN;
+ *       released and max_lsn only ride along (see "Derived metadata").
  *   'P' | part BE64 | log BE64         (17 bytes) -> 12 bytes:
- *       0 u64 highest LSN of that log written in that partition | 8 u32 crc32c
- *       Written in the same batch as the runs, only when it grows (at most
- *       once per (log, partition) per commit).  It lets readers skip
- *       partitions that hold nothing of a log, and decides partition drops.
+ *       0 u64 highest LSN of that log in that partition | 8 u32 crc32c
+ *       Written with the log's first run in the partition; while the
+ *       partition is current the value may be low (a lower bound), once
+ *       it is not, an upper bound (see "Derived metadata").  It lets
+ *       readers skip partitions that hold nothing of a log, and decides
+ *       partition drops.
  *   'Q' | part BE64                    (9 bytes) -> partition record, 21 bytes:
  *       0 u8 version (1) | 1 u64 created (ms since the epoch)
  *       | 9 u64 run bytes written | 17 u32 crc32c
@@ -79,6 +83,47 @@
  *       always fsynced (promises and accepts are durable before replies).
  *       Never touched by partition drops or repairs.
  *
+ * Derived metadata: a run must not cost more than its own Put.  Appends
+ * spread over many logs put about one run per log per commit, and every
+ * memtable insert is a skiplist descent among all logs' keys (see
+ * "Insertion order"), so per-log records written with each run (an 'L'
+ * for max_lsn, an 'L' for each RELEASE, a 'P' for each new highest LSN)
+ * tripled the cost.  What the protocol does not need durable at once is
+ * therefore derived from the runs when a log is loaded into the cache:
+ *
+ *   max_lsn   = max('L' value, the 'P' values of the older partitions,
+ *               the end of the log's data in the current partition, found
+ *               by a seek-for-prev).  The runs are in the same batch as
+ *               their metadata used to be, so this is what was stored.
+ *               Deletions (TRIM, CLEAN) write the 'L' record, carrying
+ *               the cached max_lsn, in their own batch.
+ *   released  = max('L' value, the LNG of the log's last run).  Every run
+ *               carries its sequencer's LNG (proto.h), which was released
+ *               when it was sent.  RELEASE only changes the cache: the
+ *               value goes out with the log's next 'L' write, or at a
+ *               clean close.  After a crash the point may go back to the
+ *               last run's LNG; the protocol allows that (hs-peer: a lost
+ *               released point only holds readers back; hs-serve re-sends
+ *               the release point of every active stream on HELLO).
+ *   'P'       is written once per (log, partition), with the log's first
+ *               run there; the current partition's end per log is kept
+ *               in the cache (loaded by a seek).  Before a partition stops
+ *               being current, every 'P' record of it is raised to the end
+ *               of the log's data there, in one synced write before the
+ *               new partition is created (part_finish); older partitions
+ *               only lose data (trims, CLEAN cuts), so their 'P' values
+ *               stay upper bounds, which is what reads, SEALED and drops
+ *               need.  A crash before the new partition exists leaves the
+ *               old one current, whose 'P' values are never trusted.
+ *
+ * What stays durable before the reply, as before: seals and soft seals
+ * (the 'L' record, in the batch of the run or SEAL raising them), lce,
+ * trim, clean records and register states; and the runs themselves, from
+ * which the rest is derived.  The end of a log's data is found by walking
+ * back from its last key within its epoch until a normal (non-RECOVERY)
+ * run that parses (recovery runs may overlap longer ones), at most
+ * SCAN_BACK runs, as straddler() does.
+ *
  * On open every column family is listed and reopened; partitions are
  * matched with their 'Q' records.  A partition with no 'Q' record (a crash
  * between creating the column family and writing the record) gets a new one;
@@ -86,10 +131,11 @@
  * drop and the deletion of its records) are deleted.
  *
  * Per-log metadata is cached in an open-addressed hash table (linear
- * probing, power-of-two size, never shrinks), loaded from 'L' on first use.
- * Every change goes through the cache, so once an entry is loaded it is
- * authoritative; changed entries are listed as dirty and their 'L' (and
- * 'P') records are added to the batch at commit.
+ * probing, power-of-two size, never shrinks), loaded from 'L' and the data
+ * on first use (see "Derived metadata").  Every change goes through the
+ * cache, so once an entry is loaded it is authoritative; entries with a
+ * change that must be written are listed as dirty and their 'L' (and 'P')
+ * records are added to the batch at commit.
  *
  * Trim: the trim point is raised in the metadata, and in every partition
  * holding the log a DeleteRange [d|log|0, d|log|X) is staged, where X is the
@@ -163,13 +209,15 @@ struct part {
 struct ent {
 	uint64_t log;
 	struct hs_log_meta m;
-	uint64_t pm_part;  /* partition pm_max refers to; 0 = not known */
+	uint64_t pm_part;  /* partition pm_max refers to (the current one) */
 	uint64_t pm_max;   /* highest LSN of log in pm_part, staged included */
 	uint64_t batch_lo; /* lowest first LSN staged in this batch */
 	uint8_t used;
+	uint8_t pm_rec;    /* 'P' | pm_part is written (or staged) */
 	uint8_t dirty_m;   /* 'L' must be written at commit */
 	uint8_t dirty_p;   /* 'P' | pm_part must be written at commit */
 	uint8_t listed;    /* in s->dirty */
+	uint8_t lazy;      /* m.released is ahead of the 'L' record */
 };
 
 /* A run staged out of key order, put into the batch at commit. */
@@ -532,13 +580,109 @@ static struct ent *tab_insert(struct hs_store *s, uint64_t log)
 	return &s->tab[i];
 }
 
-/* The cache entry of log, loaded from 'L' if needed.  The pointer is valid
- * until the next ent_get (the table may grow). */
+/*
+ * The end of log's committed data in partition p (see "Derived metadata"):
+ * walking back from the log's last key within its epoch, *max = the highest
+ * last LSN (from the run headers; a corrupt count is capped at the epoch's
+ * end, an over-estimate is safe) and *lng = the highest LNG of a run that
+ * passes its checksum.  The walk stops after the first normal (non-RECOVERY)
+ * run that parses: runs of one epoch overlap only where a recovery rewrote
+ * slots with other boundaries, and a sequencer's own runs never reach past
+ * a later one; and after SCAN_BACK runs, as straddler().  Returns 1, 0 (no
+ * run of log in p) or -HS_EIO.
+ */
+static int part_tail(struct hs_store *s, struct part *p, uint64_t log, uint64_t *max,
+		     uint64_t *lng)
+{
+	uint8_t lo[DKEY_LEN], hi[9], k[DKEY_LEN];
+	size_t hin = dkey_end(hi, log);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it;
+	uint32_t epoch = 0;
+	char *err = NULL;
+	int found = 0, n = 0;
+
+	*max = *lng = 0;
+	dkey(lo, log, 0);
+	dkey(k, log, UINT64_MAX);
+	rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hin);
+	it = rocksdb_create_iterator_cf(s->db, ro, p->cf);
+	for (rocksdb_iter_seek_for_prev(it, (const char *)k, sizeof(k));
+	     rocksdb_iter_valid(it) && n < SCAN_BACK; rocksdb_iter_prev(it), n++) {
+		size_t kn, vn;
+		const uint8_t *key = (const uint8_t *)rocksdb_iter_key(it, &kn);
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vn);
+		uint64_t f, last;
+		struct hs_run r;
+
+		if (kn != DKEY_LEN)
+			break;
+		f = hs_get64be(key + 9);
+		if (found && HS_LSN_EPOCH(f) != epoch)
+			break;
+		epoch = HS_LSN_EPOCH(f);
+		found = 1;
+		last = run_last(f, v, vn);
+		if (HS_LSN_EPOCH(last) != epoch)
+			last = HS_LSN(epoch, UINT32_MAX);
+		if (last > *max)
+			*max = last;
+		if (hs_run_parse(v, vn, &r) < 0)
+			continue;
+		if (r.lng > *lng)
+			*lng = r.lng;
+		if (!(r.flags & HS_RUN_RECOVERY))
+			break;
+	}
+	rocksdb_iter_get_error(it, &err);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	if (err) {
+		hs_error("store '%s': reading the end of log %" PRIu64 ": %s", s->dir, log, err);
+		rocksdb_free(err);
+		return -HS_EIO;
+	}
+	return found;
+}
+
+/* What the current partition p holds of log: *rec = has a 'P' record, *max
+ * = the exact end of its committed data there (its 'P' value, written when
+ * the log first wrote in p, is only a lower bound while p is current); *lng
+ * as part_tail.  A partition this process created holds only what is staged
+ * or cached.  0 or <0. */
+static int cur_load(struct hs_store *s, struct part *p, uint64_t log, uint8_t *rec,
+		    uint64_t *max, uint64_t *lng)
+{
+	uint64_t v;
+	int rc;
+
+	*rec = 0;
+	*max = *lng = 0;
+	if (p->fresh)
+		return 0;
+	rc = prec_get(s, p->id, log, &v);
+	if (rc <= 0)
+		return rc;
+	*rec = 1;
+	rc = part_tail(s, p, log, max, lng);
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * The cache entry of log, loaded if needed: the 'L' record, raised by what
+ * the data shows (see "Derived metadata"): max_lsn to the highest LSN held
+ * in any partition ('P' values of the older partitions, a seek in the
+ * current one), released to the LNG of the log's last run.  The pointer is
+ * valid until the next ent_get (the table may grow).
+ */
 static int ent_get(struct hs_store *s, uint64_t log, struct ent **out)
 {
 	struct ent *e = tab_find(s, log);
 	struct hs_log_meta m = { 0 };
-	uint8_t k[9], v[LMETA_LEN];
+	struct part *cur = cur_part(s), *best = NULL;
+	uint8_t k[9], v[LMETA_LEN], rec;
+	uint64_t pmax, lng, top = 0;
 	size_t vn = 0;
 	int rc;
 
@@ -554,8 +698,40 @@ static int ent_get(struct hs_store *s, uint64_t log, struct ent **out)
 		hs_error("store '%s': corrupt metadata record of log %" PRIu64, s->dir, log);
 		return -HS_ECHECKSUM;
 	}
+	rc = cur_load(s, cur, log, &rec, &pmax, &lng);
+	if (rc < 0)
+		return rc;
+	if (rec && pmax) {
+		top = pmax;
+		best = cur;
+	}
+	for (size_t i = 0; i + 1 < s->nparts; i++) {
+		uint64_t x;
+
+		rc = prec_get(s, s->parts[i]->id, log, &x);
+		if (rc < 0)
+			return rc;
+		if (rc && x > top) {
+			top = x;
+			best = s->parts[i];
+		}
+	}
+	if (best && best != cur) {
+		uint64_t ignore;
+
+		rc = part_tail(s, best, log, &ignore, &lng);
+		if (rc < 0)
+			return rc;
+	}
+	if (top > m.max_lsn)
+		m.max_lsn = top;
+	if (lng > m.released)
+		m.released = lng;
 	e = tab_insert(s, log);
 	e->m = m;
+	e->pm_part = cur->id;
+	e->pm_rec = rec;
+	e->pm_max = pmax;
 	*out = e;
 	return 0;
 }
@@ -574,30 +750,30 @@ static void ent_dirty(struct hs_store *s, struct ent *e, int meta, int prec)
 	e->listed = 1;
 }
 
-/* Note that log wrote up to last in the current partition. */
+/* Note that log wrote up to last in the current partition: its 'P' record
+ * is staged on the log's first write there, later writes only raise the
+ * cached end (see "Derived metadata"). */
 static int note_part_write(struct hs_store *s, struct ent *e, uint64_t last)
 {
 	struct part *p = cur_part(s);
 
 	if (e->pm_part != p->id) {
-		uint64_t max = 0;
-		int rc = p->fresh ? 0 : prec_get(s, p->id, e->log, &max);
+		uint64_t lng;
+		int rc = cur_load(s, p, e->log, &e->pm_rec, &e->pm_max, &lng);
 
 		if (rc < 0)
 			return rc;
 		e->pm_part = p->id;
-		e->pm_max = rc ? max : 0;
-		if (!rc) {
-			/* No record yet: write one even if last is 0 (put_raw). */
-			e->pm_max = last;
-			ent_dirty(s, e, 0, 1);
-			return 0;
-		}
 	}
-	if (last > e->pm_max) {
+	if (!e->pm_rec) {
+		/* Even if last is 0 (put_raw): the record says "log is here". */
+		e->pm_rec = 1;
 		e->pm_max = last;
 		ent_dirty(s, e, 0, 1);
+		return 0;
 	}
+	if (last > e->pm_max)
+		e->pm_max = last;
 	return 0;
 }
 
@@ -640,16 +816,88 @@ static int part_create(struct hs_store *s, uint64_t now)
 	return write_qrec(s, p);
 }
 
+/*
+ * Before p stops being current: raise every 'P' record of p to the end of
+ * the log's data there (the cache's pm_max, or a seek for a log not loaded
+ * since open), in one synced write, so that the 'P' values of every older
+ * partition are upper bounds (see "Derived metadata").  A crash before the
+ * new partition is created leaves p current, where 'P' values are not
+ * trusted anyway.  0, -HS_EIO or a store failure.
+ */
+static int part_finish(struct hs_store *s, struct part *p)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_iterator_t *it;
+	uint8_t lo[9], hi[9];
+	char *err = NULL;
+	int rc = 0;
+
+	mkey(lo, 'P', p->id);
+	mkey(hi, 'P', p->id + 1);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof(hi));
+	it = rocksdb_create_iterator_cf(s->db, ro, s->cf_meta);
+	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kn, vn;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kn);
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vn);
+		uint64_t old = 0, end = 0, lng, log;
+		struct ent *e;
+		uint8_t nv[PREC_LEN];
+
+		if (kn != 17)
+			continue;
+		log = hs_get64be(k + 9);
+		/* Left as it is if corrupt: never drop or skip on doubt. */
+		if (dec_prec(v, vn, &old) < 0)
+			continue;
+		e = tab_find(s, log);
+		if (e && e->pm_part == p->id && e->pm_rec) {
+			end = e->pm_max;
+		} else {
+			rc = part_tail(s, p, log, &end, &lng);
+			if (rc < 0)
+				break;
+			rc = 0;
+		}
+		if (end <= old)
+			continue;
+		enc_prec(nv, end);
+		rocksdb_writebatch_put_cf(wb, s->cf_meta, (const char *)k, kn, (const char *)nv,
+					  sizeof(nv));
+	}
+	rocksdb_iter_get_error(it, &err);
+	if (err) {
+		hs_error("store '%s': reading partition records: %s", s->dir, err);
+		rocksdb_free(err);
+		rc = -HS_EIO;
+	}
+	rocksdb_iter_destroy(it);
+	if (!rc && rocksdb_writebatch_count(wb)) {
+		rocksdb_write(s->db, s->wo_meta, wb, &err);
+		if (err)
+			rc = fail(s, "finishing a partition's records", err);
+	}
+	rocksdb_writebatch_destroy(wb);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
 /* Start a new partition if the current one has data and is too old or big.
  * Only with an empty batch: staged runs belong to the current partition. */
 static int roll_if_due(struct hs_store *s, uint64_t now)
 {
 	struct part *p = cur_part(s);
+	int rc;
 
 	if (!p->bytes || s->nstaged || rocksdb_writebatch_count(s->wb))
 		return 0;
 	if (p->bytes < s->part_bytes && (now < p->created_ms || now - p->created_ms < s->part_ms))
 		return 0;
+	rc = part_finish(s, p);
+	if (rc < 0)
+		return rc;
 	return part_create(s, now);
 }
 
@@ -736,11 +984,11 @@ static void set_options(struct hs_store *s, const struct hs_store_opts *o)
 	rocksdb_block_based_options_set_block_size(s->bbto, 32u << 10);
 	rocksdb_options_set_block_based_table_factory(opts, s->bbto);
 	s->opts = opts;
-	/* "meta" takes an 'L' and a 'P' record per log per commit, each a new
-	 * memtable entry (versions pile up until a flush keeps the newest),
-	 * and its memtable inserts cost like the runs' when many logs are
-	 * written (see "Insertion order").  A small memtable keeps that
-	 * skiplist shallow; its flushes are cheap since few keys survive. */
+	/* "meta" takes bursts of 'L' and 'P' records over many logs (first
+	 * writes, seals of a new epoch), each a new memtable entry (versions
+	 * pile up until a flush keeps the newest), inserted like the runs
+	 * (see "Insertion order").  A small memtable keeps that skiplist
+	 * shallow; its flushes are cheap since few keys survive. */
 	s->meta_opts = rocksdb_options_create_copy(opts);
 	rocksdb_options_set_write_buffer_size(s->meta_opts, META_WBUF);
 
@@ -970,10 +1218,45 @@ out_free:
 	return rc;
 }
 
+/* On a clean close with nothing staged: write the 'L' records whose
+ * released point only lives in the cache (see "Derived metadata"), so a
+ * restart does not fall back to the runs' LNGs.  Best effort: a failure
+ * only costs that. */
+static void write_lazy(struct hs_store *s)
+{
+	rocksdb_writebatch_t *wb;
+	char *err = NULL;
+
+	if (!s->db || s->failed || s->ndirty || rocksdb_writebatch_count(s->wb))
+		return;
+	wb = rocksdb_writebatch_create();
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct ent *e = &s->tab[i];
+		uint8_t k[9], v[LMETA_LEN];
+
+		if (!e->used || !e->lazy)
+			continue;
+		mkey(k, 'L', e->log);
+		enc_lmeta(v, &e->m);
+		rocksdb_writebatch_put_cf(wb, s->cf_meta, (const char *)k, sizeof(k),
+					  (const char *)v, sizeof(v));
+		e->lazy = 0;
+	}
+	if (rocksdb_writebatch_count(wb)) {
+		rocksdb_write(s->db, s->wo_meta, wb, &err);
+		if (err) {
+			hs_warn("store '%s': writing released points at close: %s", s->dir, err);
+			rocksdb_free(err);
+		}
+	}
+	rocksdb_writebatch_destroy(wb);
+}
+
 void hs_store_close(struct hs_store *s)
 {
 	if (!s)
 		return;
+	write_lazy(s);
 	for (size_t i = 0; i < s->nparts; i++)
 		part_unref(s->parts[i]);
 	if (s->cf_meta)
@@ -1083,10 +1366,9 @@ int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
 		e->m.soft_seal = epoch - 1;
 		ent_dirty(s, e, 1, 0);
 	}
-	if (last > e->m.max_lsn) {
+	/* Derived from the data on load: no 'L' write for it. */
+	if (last > e->m.max_lsn)
 		e->m.max_lsn = last;
-		ent_dirty(s, e, 1, 0);
-	}
 	if (first_lsn < e->batch_lo) {
 		e->batch_lo = first_lsn;
 		ent_dirty(s, e, 0, 0); /* listed, so batch_lo is reset at commit */
@@ -1148,9 +1430,11 @@ int hs_store_stage_release(struct hs_store *s, uint64_t log, uint64_t lsn)
 
 	if (rc < 0)
 		return rc;
+	/* Not written by itself (see "Derived metadata"): it goes out with
+	 * the log's next 'L' record, or at close. */
 	if (lsn > e->m.released) {
 		e->m.released = lsn;
-		ent_dirty(s, e, 1, 0);
+		e->lazy = 1;
 	}
 	return 0;
 }
@@ -1172,15 +1456,19 @@ int hs_store_stage_lce(struct hs_store *s, uint64_t log, uint32_t lce)
 /* Does partition p hold data of log?  1 (with *max), 0, or <0. */
 static int part_has(struct hs_store *s, struct part *p, uint64_t log, uint64_t *max)
 {
-	struct ent *e = tab_find(s, log);
+	struct ent *e;
+	int rc;
 
-	if (e && e->pm_part == p->id) {
-		*max = e->pm_max;
-		return 1;
-	}
-	if (p->fresh && p == cur_part(s))
+	if (p != cur_part(s))
+		return prec_get(s, p->id, log, max);
+	/* The current partition's 'P' value is a lower bound: use the cache. */
+	rc = ent_get(s, log, &e);
+	if (rc < 0)
+		return rc;
+	if (e->pm_part != p->id || !e->pm_rec)
 		return 0;
-	return prec_get(s, p->id, log, max);
+	*max = e->pm_max;
+	return 1;
 }
 
 /* Stage the range deletion of log's runs wholly <= trim in partition p:
@@ -1403,6 +1691,9 @@ int hs_store_stage_clean(struct hs_store *s, uint64_t log, uint32_t epoch, uint3
 	hs_put32(v + 21, hs_crc32c(0, v, 21));
 	rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, sizeof(k), (const char *)v,
 				  sizeof(v));
+	/* The runs deleted here may be those max_lsn and released would be
+	 * derived from after a restart: write them down in the same batch. */
+	ent_dirty(s, e, 1, 0);
 	/* Point deletes and puts out of key order: no memtable insert hints. */
 	s->range_staged = 1;
 	for (size_t i = 0; i < s->nparts; i++) {
@@ -1533,6 +1824,7 @@ static void put_dirty(struct hs_store *s)
 			uint8_t k[17], v[LMETA_LEN];
 
 			if (!pass && e->dirty_m) {
+				e->lazy = 0;
 				mkey(k, 'L', e->log);
 				enc_lmeta(v, &e->m);
 				rocksdb_writebatch_put_cf(s->wb, s->cf_meta, (const char *)k, 9,

@@ -14,8 +14,9 @@
  * into one RocksDB WriteBatch; hs_store_commit() writes it with one WAL sync;
  * then the caller replies.  Staged effects on the per-log metadata are
  * visible at once to later staging calls and to hs_store_meta(), but are
- * durable only after hs_store_commit() returns 0.  Reads (iterators,
- * hs_store_epoch_info) see committed data only.
+ * durable only after hs_store_commit() returns 0 - except the released
+ * point, which a commit does not write by itself (see struct hs_log_meta).
+ * Reads (iterators, hs_store_epoch_info) see committed data only.
  *
  * Failure model: a failed write (an fsync error puts RocksDB into its
  * background-error state) makes the store permanently failed: that commit and
@@ -44,13 +45,24 @@ struct hs_store_opts {
 struct hs_store;
 struct hs_store_iter;
 
+/*
+ * Per-log metadata.  seal, soft_seal, lce and trim are durable with the
+ * commit that raised them.  max_lsn is durable with the runs: after a
+ * restart it is found again from the stored runs (it may then be lower
+ * only if runs above it were deleted by CLEAN or TRIM - which write it
+ * down).  released is kept in memory: it is written with the log's next
+ * seal/lce/trim/CLEAN change and at hs_store_close(); after a crash it
+ * is the larger of its last written value and the LNG carried by the
+ * log's last stored run (proto.h): it may go back, never below a point
+ * that was really released.
+ */
 struct hs_log_meta {
 	uint32_t seal;      /* hard seal epoch: runs of epoch <= seal refused */
 	uint32_t soft_seal; /* soft seal epoch: same refusal, set without fsync need */
 	uint32_t lce;       /* last clean epoch */
-	uint64_t released;  /* last released LSN */
+	uint64_t released;  /* last released LSN (see above) */
 	uint64_t trim;      /* every LSN <= trim is trimmed */
-	uint64_t max_lsn;   /* highest LSN ever stored */
+	uint64_t max_lsn;   /* highest LSN stored (see above) */
 };
 
 /* Open (creating if needed, with parent directories) the store in o->dir.
@@ -61,13 +73,17 @@ struct hs_log_meta {
  * -HS_ENOSPC, -HS_ECONFIG for bad options. */
 int hs_store_open(const struct hs_store_opts *o, struct hs_store **out);
 
-/* Close the store.  Staged, uncommitted changes are discarded.  Every
- * iterator must have been freed before.  NULL is a no-op. */
+/* Close the store.  Staged, uncommitted changes are discarded; when nothing
+ * is staged, the released points held only in memory are written first
+ * (synced; a failure is logged and ignored).  Every iterator must have been
+ * freed before.  NULL is a no-op. */
 void hs_store_close(struct hs_store *s);
 
 /* Copy log's metadata (staged changes included) into *out; all zeroes for a
- * log never seen.  Returns 0, -HS_EIO (read error) or -HS_ECHECKSUM (the
- * stored metadata record is corrupt). */
+ * log never seen.  The first call for a log since open reads its 'L' record
+ * and the end of its runs (a few point reads and seeks).  Returns 0,
+ * -HS_EIO (read error) or -HS_ECHECKSUM (a stored metadata record is
+ * corrupt). */
 int hs_store_meta(struct hs_store *s, uint64_t log, struct hs_log_meta *out);
 
 /* Stage one run (len bytes at run, copied into the batch; the caller keeps
@@ -89,7 +105,9 @@ int hs_store_stage_run(struct hs_store *s, uint64_t log, uint64_t first_lsn,
  * Returns 0, -HS_ESTOREFAIL, or a meta read error (see hs_store_meta). */
 int hs_store_stage_seal(struct hs_store *s, uint64_t log, uint32_t epoch, int soft);
 
-/* Raise the last released LSN; never lowers.  Errors as stage_seal. */
+/* Raise the last released LSN; never lowers.  Writes nothing by itself
+ * (struct hs_log_meta): a commit of only RELEASEs writes no batch.  Errors
+ * as stage_seal. */
 int hs_store_stage_release(struct hs_store *s, uint64_t log, uint64_t lsn);
 
 /* Raise the last clean epoch; never lowers.  Errors as stage_seal. */

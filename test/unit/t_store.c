@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -815,6 +816,125 @@ static void t_clean_parts(void)
 	rmtree(dir);
 }
 
+/* Stage a run of n records of log at lsn carrying LNG lng; commit it. */
+static int put_lng(struct hs_store *s, uint64_t log, uint64_t lsn, uint32_t n, uint64_t lng)
+{
+	size_t len;
+	const uint8_t *r = mkrun(&len, 0, lng, 1, n, (uint32_t)lsn, 16);
+	int rc = hs_store_stage_run(s, log, lsn, r, len);
+
+	return rc < 0 ? rc : hs_store_commit(s);
+}
+
+/* Run fn on the store in dir in a child process that then dies without
+ * closing it (a crash after the last commit returned): 1 if fn returned 0. */
+static int crash_after(const char *dir, uint64_t part_bytes, int (*fn)(struct hs_store *))
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		struct hs_store *s = open_at(dir, part_bytes, HS_DUR_SYNC);
+
+		_exit(s && fn(s) == 0 ? 0 : 1);
+	}
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st);
+}
+
+static int derived_a(struct hs_store *s)
+{
+	int rc = put_lng(s, 7, E(1, 1), 10, 0);
+
+	if (!rc)
+		rc = put_lng(s, 7, E(1, 11), 10, E(1, 10));
+	if (!rc)
+		rc = hs_store_stage_release(s, 7, E(1, 20));
+	return rc ? rc : hs_store_commit(s);
+}
+
+/* Two commits per log in one partition: its 'P' record holds the first. */
+static int derived_b1(struct hs_store *s)
+{
+	int rc = 0;
+
+	for (uint64_t log = 9; log <= 10 && !rc; log++) {
+		rc = put_lng(s, log, E(1, 1), 10, 0);
+		if (!rc)
+			rc = put_lng(s, log, E(1, 11), 10, E(1, 10));
+	}
+	return rc;
+}
+
+/* Reopened: log 9 is loaded, log 10 is not; a write of log 11 rolls. */
+static int derived_b2(struct hs_store *s)
+{
+	struct hs_log_meta m;
+	int rc = hs_store_meta(s, 9, &m);
+
+	if (!rc && m.max_lsn != E(1, 20))
+		return -1;
+	return rc ? rc : put_lng(s, 11, E(1, 1), 1, 0);
+}
+
+/* What is no longer written per run (max_lsn, released, the 'P' record's
+ * growth) is derived again after a crash and a reopen. */
+static void t_derived(void)
+{
+	char *dir = mktmp();
+	struct hs_store *s;
+	struct hs_log_meta m;
+	uint64_t f[8], lng = 0, max = 0;
+	char cfs[512];
+
+	ok(crash_after(dir, 0, derived_a), "crash after three commits");
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	if (!ok(s != NULL, "reopen after the crash"))
+		return;
+	ok(hs_store_meta(s, 7, &m) == 0, "meta");
+	is_int(m.max_lsn, E(1, 20), "max_lsn derived from the data");
+	is_int(m.released, E(1, 10), "released falls back to the last run's LNG");
+	is_int(hs_store_epoch_info(s, 7, 1, &lng, &max), 1, "epoch 1 held");
+	ok(lng == E(1, 10) && max == E(1, 20), "its LNG and last LSN");
+	is_int(hs_store_stage_release(s, 7, E(1, 20)), 0, "release again");
+	is_int(hs_store_commit(s), 0, "commit");
+	hs_store_close(s);
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	ok(s && hs_store_meta(s, 7, &m) == 0 && m.released == E(1, 20) && m.max_lsn == E(1, 20),
+	   "a clean close writes the released point");
+	hs_store_close(s);
+	rmtree(dir);
+
+	dir = mktmp();
+	ok(crash_after(dir, 0, derived_b1), "two commits per log, crash");
+	ok(crash_after(dir, 1, derived_b2), "reopen, load log 9, roll, crash");
+	s = open_at(dir, 0, HS_DUR_SYNC);
+	if (!ok(s != NULL, "reopen"))
+		return;
+	is_int(hs_store_partitions(s, cfs, sizeof(cfs)), 2, "two partitions");
+	for (uint64_t log = 9; log <= 10; log++) {
+		ok(hs_store_meta(s, log, &m) == 0 && m.max_lsn == E(1, 20) &&
+			   m.released == E(1, 10),
+		   "log %d: max_lsn and released derived from the older partition", (int)log);
+		is_int(readall(s, log, E(1, 15), f, 8), 1, "log %d: read from e1n15 finds its run",
+		       (int)log);
+		is_int(f[0], E(1, 11), "log %d: the run at e1n11", (int)log);
+		ok(hs_store_epoch_info(s, log, 1, &lng, &max) == 1 && max == E(1, 20),
+		   "log %d: SEALED sees epoch 1 up to e1n20", (int)log);
+	}
+	/* The older partition's records were raised at the roll: dropping it
+	 * waits for a trim past the whole of its data. */
+	is_int(hs_store_stage_trim(s, 9, E(1, 15)), 0, "trim log 9 to e1n15");
+	is_int(hs_store_stage_trim(s, 10, E(1, 20)), 0, "trim log 10 past its data");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(hs_store_maintain(s, 0), 0, "partition kept: log 9 has e1n16..20 there");
+	is_int(hs_store_stage_trim(s, 9, E(1, 20)), 0, "trim log 9 past its data");
+	is_int(hs_store_stage_trim(s, 11, E(1, 1)), 0, "and log 11 (its run rolled p1)");
+	is_int(hs_store_commit(s), 0, "commit");
+	is_int(hs_store_maintain(s, 0), 1, "now it is dropped");
+	hs_store_close(s);
+	rmtree(dir);
+}
+
 int main(void)
 {
 	hs_log_init("t_store", HS_LOG_ERROR);
@@ -822,6 +942,7 @@ int main(void)
 	t_seal();
 	t_clean();
 	t_clean_parts();
+	t_derived();
 	t_trim();
 	t_partitions();
 	t_time_roll();
