@@ -18,8 +18,19 @@
  * SUBSCRIPTIONS.  SUB_CREATE resolves its position on the active stream
  * and creates the register "u/<name>"; SUB_DELETE removes it; SUB_INFO
  * reads it (and the session in memory, read.c); SUB_LIST is a list of the
- * "u/" keys.  @time positions are not accepted by SUB_CREATE this round
- * (-HS_EUSAGE).
+ * "u/" keys.
+ *
+ * POSITIONS.  SUB_CREATE's start and STREAM_TRIM's `before` are resolved
+ * as a READ's start is, by the same code (hs_serve_resolve_async, read.c
+ * READ PATH): head+N and tail-N count Tier2's slots and Tier1's, @time is
+ * the first record at or after the time, in Tier2 or by LOCATE to the
+ * peers, the tail when there is none.  That may wait for the peers and
+ * for Tier2's manifest and indexes; if the stream died meanwhile (deleted,
+ * or another sequencer took it), the entry waits for the stream again
+ * (which answers for what it is now: -HS_ENOSTREAM, -HS_EREDIRECT, or
+ * active again), at most ADM_REWAITS times, then fails with -HS_EUNAVAIL.
+ * A subscription's checkpoint is the resolved LSN; a trim removes every
+ * slot below it, never at or above the tail (what was written).
  *
  * STATUS.  STREAM_INFO activates each stream (hs_serve_stream_wait), so
  * its replication figures (epoch, R, nodeset, released = LNG, lce) are the
@@ -53,6 +64,7 @@
 #include "serve.h"
 
 #define LIST_PAGE 1000
+#define ADM_REWAITS 3             /* stream waits again after it died */
 
 /* ---- per-name entries of a list request --------------------------------- */
 
@@ -184,7 +196,23 @@ struct adm {
 	struct hs_stream_attrs attrs;
 	struct wait w;            /* trim, info */
 	struct hs_pos pos;
+	struct sstream *s;        /* trim: the stream its position is resolved on */
+	int rewaits;
 };
+
+/* The stream s, on which an entry's position was resolved, died meanwhile:
+ * queue w on the stream named name (nlen bytes) again, which answers for
+ * what it is now, unless *rewaits ran out (then settle e with
+ * -HS_EUNAVAIL and free it). */
+static void adm_rewait(struct serve *sv, struct ent *e, struct wait *w, int *rewaits,
+		       const char *name, size_t nlen)
+{
+	if ((*rewaits)++ >= ADM_REWAITS) {
+		ent_settle(e, -HS_EUNAVAIL, 0);
+		return;
+	}
+	hs_serve_stream_wait(sv, name, nlen, 0, NULL, w);
+}
 
 static int fn_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 		     struct hs_buf *out)
@@ -610,21 +638,22 @@ static void trim_done(void *arg, int status, const uint8_t *val, size_t len, uin
 	}
 }
 
-static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+/* The trim position is resolved (hs_serve_resolve_async): trim below it. */
+static void trim_resolved(struct serve *sv, void *arg, int status, uint64_t before)
 {
-	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
+	struct adm *a = arg;
+	struct sstream *s = a->s;
 	uint8_t key[16];
-	uint64_t before, t;
+	uint64_t t;
 
 	if (status < 0) {
-		ent_settle_wait(&a->e, s, status);
+		ent_settle(&a->e, status, 0);
 		return;
 	}
-	if (a->pos.kind == HS_POS_TIME) {
-		ent_settle(&a->e, -HS_EUSAGE, 0);
+	if (s->state != S_ACTIVE) {
+		adm_rewait(sv, &a->e, &a->w, &a->rewaits, a->e.name, a->e.nlen);
 		return;
 	}
-	before = hs_serve_resolve(s, &a->pos);
 	t = before ? before - 1 : 0;
 	/* Never past what was written: the tail is the limit. */
 	if (t >= hs_serve_stream_tail(s))
@@ -638,6 +667,18 @@ static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	if (hs_serve_reg_change(sv, key, hs_meta_lkey(key, s->rec.log), fn_trim, trim_done, a) <
 	    0)
 		ent_settle(&a->e, -HS_EINTERNAL, 0);
+}
+
+static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
+
+	if (status < 0) {
+		ent_settle_wait(&a->e, s, status);
+		return;
+	}
+	a->s = s;
+	hs_serve_resolve_async(sv, s, &a->pos, trim_resolved, a);
 }
 
 void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
@@ -669,6 +710,8 @@ struct subadm {
 	struct wait w;            /* the stream wait */
 	struct hs_pos from;
 	struct hs_urec rec;       /* what to write */
+	struct sstream *s;        /* the stream from is resolved on */
+	int rewaits;
 };
 
 static int fn_sub_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -695,23 +738,39 @@ static void subcreate_done(void *arg, int status, const uint8_t *val, size_t len
 		ent_settle(&a->e, status, status ? 0 : a->rec.checkpoint);
 }
 
-static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+/* The start is resolved (hs_serve_resolve_async): create u/<sub> there. */
+static void subcreate_resolved(struct serve *sv, void *arg, int status, uint64_t lsn)
 {
-	struct subadm *a = (struct subadm *)((char *)w - offsetof(struct subadm, w));
+	struct subadm *a = arg;
+	struct sstream *s = a->s;
 
-	if (status >= 0 && a->from.kind == HS_POS_TIME)
-		status = -HS_EUSAGE; /* @time: not this round (design comment) */
 	if (status < 0) {
-		ent_settle_wait(&a->e, s, status);
+		ent_settle(&a->e, status, 0);
+		return;
+	}
+	if (s->state != S_ACTIVE) {
+		adm_rewait(sv, &a->e, &a->w, &a->rewaits, a->rec.stream, a->rec.stream_len);
 		return;
 	}
 	a->rec.log = s->rec.log;
-	a->rec.checkpoint =
-	    a->from.kind == HS_POS_NONE ? hs_serve_stream_tail(s) : hs_serve_resolve(s, &a->from);
+	a->rec.checkpoint = lsn;
 	if (a->rec.checkpoint < HS_LSN(1, 1))
 		a->rec.checkpoint = HS_LSN(1, 1);
 	a->rec.created_ms = hs_wall_ms();
 	ent_change(&a->e, hs_serve_sub_key, fn_sub_create, subcreate_done, -HS_EINTERNAL);
+}
+
+static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct subadm *a = (struct subadm *)((char *)w - offsetof(struct subadm, w));
+
+	if (status < 0) {
+		ent_settle_wait(&a->e, s, status);
+		return;
+	}
+	a->s = s;
+	/* HS_POS_NONE (no --from) is the tail. */
+	hs_serve_resolve_async(sv, s, &a->from, subcreate_resolved, a);
 }
 
 void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)

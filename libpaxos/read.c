@@ -6,9 +6,28 @@
  * sequencer: tail = the next LSN (pinned), head = the first retained LSN,
  * head+N/tail-N count slots over the epochs' ranges (each recovered
  * epoch's [n1, end] from the log record, then the live epoch's), @time
- * asks the peers (LOCATE, see below).  Then the merged peer read walks
- * the range epoch by epoch; FOLLOW goes on in the live epoch, and once
- * the follower is caught up FOLLOWING FROM MEMORY (seq.c) serves it.
+ * asks the peers (LOCATE, see below).  With --tier, the slots below the
+ * Tier1 trim point are counted first (in Tier2, hs_t2_resolve: the same
+ * slots, from the segments), and an @time end is looked for there before
+ * the peers' answer is taken; while that loads, the read waits in
+ * R_LOCATE and resolve_end starts over when it is loaded.  Then the
+ * merged peer read walks the range epoch by epoch; FOLLOW goes on in the
+ * live epoch, and once the follower is caught up FOLLOWING FROM MEMORY
+ * (seq.c) serves it.
+ *   RESOLVE-ONLY READS.  SUB_CREATE and STREAM_TRIM (admin.c) resolve
+ * their position with hs_serve_resolve_async: a struct cread with no
+ * client and no end (res_done set) that goes through the same steps as a
+ * READ's start (read_positions, LOCATE, resolve_end with Tier2's waits)
+ * and ends, in hs_serve_read_end, where a READ would start reading,
+ * handing r->from to res_done.  A cread rather than a separate resolver
+ * state because t2read.h keeps its resolution state (and its `again`
+ * callback) per cread.  Only the @time start differs: a READ finds its
+ * Tier2 part while reading (hs_t2_time_from's filter), which a
+ * resolve-only read cannot, so it is resolved as an @time end is: Tier2's
+ * first record at or after the time (hs_t2_resolve), else LOCATE's answer.
+ * It holds the stream (s->refs) like any read; the stream may die
+ * meanwhile (it is not ended by hs_serve_stream_kill), which the caller
+ * checks in res_done.
  *
  * MERGED PEER READS (docs/replication.md §6).  For the epoch holding the
  * next slot (the CLEAN entries of s->lr below the live epoch, then the
@@ -21,7 +40,7 @@
  * was released).  Slots below the trim point are served from Tier2 by
  * t2read.c when hs-serve has --tier (through t2_out: the same DELIVER,
  * gap and credit code; it hands the read back here at the first slot
- * above the trim point, and "head" and @time look there first), else
+ * above the trim point, and positions look there first), else
  * they are one TRIM gap; slots of
  * epochs without an entry, and the slots after a recovered epoch's end,
  * one BRIDGE gap (coalesced across epochs).  When the merge is done the
@@ -78,8 +97,9 @@
  * resumes as acknowledgements arrive.  Gaps (trimmed, holes, empty LSNs)
  * count as acknowledged.  When a session ends its window is dropped: the
  * next one starts from the checkpoint, so records delivered after the
- * first unacknowledged one are delivered again (at-least-once).  @time
- * positions are not accepted by SUB_CREATE this round (-HS_EUSAGE).
+ * first unacknowledged one are delivered again (at-least-once).  The
+ * checkpoint SUB_CREATE starts from is resolved by a resolve-only read
+ * (READ PATH), so every position kind READ takes is accepted.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -954,6 +974,11 @@ void hs_serve_read_end(struct serve *sv, struct cread *r, int status)
 	out_flush(r);
 	m.next_lsn = r->next;
 	r->state = R_DONE;
+	if (r->res_done) {
+		/* Resolve-only (hs_serve_resolve_async): s still held. */
+		r->res_done(sv, r->res_arg, status, status ? 0 : r->from);
+		r->res_done = NULL;
+	}
 	if (r->cc && !r->child) {
 		/* A redirect names the stream's sequencer in a RESULT with the
 		 * read's request id just before READ_END (proto_client.h). */
@@ -1000,24 +1025,67 @@ void hs_serve_read_start_peer(struct serve *sv, struct cread *r)
 	read_pump(sv, r);
 }
 
+static void read_resolved(struct serve *sv, struct cread *r);
+
+/* What hs_t2_resolve waited for is loaded: resolve again from scratch. */
+static void t2_resolve_again(struct serve *sv, struct cread *r)
+{
+	r->state = R_WAIT;
+	read_resolved(sv, r);
+}
+
+/* One end p of r: Tier2 first when it may be there (head+N, tail-N, an
+ * @time end: hs_t2_resolve counts Tier2's slots before Tier1's), then
+ * Tier1.  *v holds Tier1's answer for @time (LOCATE's) on entry.  Returns
+ * 0 or HS_T2_RES_WAIT (r is resolved again later), or ends r and returns
+ * a negative code. */
+static int resolve_end(struct serve *sv, struct cread *r, const struct hs_pos *p, uint64_t *v)
+{
+	struct hs_pos q = *p;
+	uint64_t lsn;
+	int rc = hs_t2_resolve(sv, r, &q, &lsn, t2_resolve_again);
+
+	if (rc == HS_T2_RES_WAIT) {
+		r->state = R_LOCATE;
+		return rc;
+	}
+	if (rc < 0) {
+		hs_serve_read_end(sv, r, rc);
+		return rc;
+	}
+	if (rc == 1)
+		*v = lsn;
+	else if (q.kind != HS_POS_TIME)
+		*v = hs_serve_resolve(r->s, &q);
+	return 0;
+}
+
 static void read_resolved(struct serve *sv, struct cread *r)
 {
 	struct sstream *s = r->s;
 
-	if (r->pfrom.kind != HS_POS_TIME)
-		r->from = hs_serve_resolve(s, &r->pfrom);
-	if (r->pfrom.kind == HS_POS_HEAD && !r->pfrom.offset) {
-		uint64_t h;
-
-		/* Records offloaded to Tier2 come first (its manifest is
-		 * cached: read_ready waited for it). */
-		if (hs_t2_head(sv, s, &h, NULL, NULL) == 1 && h < r->from)
-			r->from = h;
+	/* A READ's @time start was located by on_located (and Tier2's part
+	 * is found while reading: hs_t2_time_from).  A resolve-only one is
+	 * resolved as an @time end is: Tier2 first, else LOCATE's answer. */
+	if (r->pfrom.kind == HS_POS_TIME && r->res_done)
+		r->from = r->loc_lsn[0] ? r->loc_lsn[0] : hs_serve_stream_tail(s);
+	if ((r->pfrom.kind != HS_POS_TIME || r->res_done) &&
+	    resolve_end(sv, r, &r->pfrom, &r->from))
+		return;
+	if (r->res_done) {
+		hs_t2_resolve_end(sv, r);
+		hs_serve_read_end(sv, r, 0); /* calls res_done with r->from */
+		return;
 	}
-	if (r->puntil.kind == HS_POS_NONE)
+	if (r->puntil.kind == HS_POS_NONE) {
 		r->until = (r->flags & HS_CREAD_FOLLOW) ? 0 : hs_serve_stream_tail(s);
-	else if (r->puntil.kind != HS_POS_TIME)
-		r->until = hs_serve_resolve(s, &r->puntil);
+	} else {
+		if (r->puntil.kind == HS_POS_TIME)
+			r->until = r->loc_lsn[1] ? r->loc_lsn[1] : hs_serve_stream_tail(s);
+		if (resolve_end(sv, r, &r->puntil, &r->until))
+			return;
+	}
+	hs_t2_resolve_end(sv, r);
 	/* A read that does not follow never waits for new records: its end
 	 * is at most the pinned tail.  Past it, the live epoch's peer streams
 	 * would stop at the release point and wait for a RELEASE (the merge
@@ -1043,7 +1111,6 @@ static void read_resolved(struct serve *sv, struct cread *r)
 
 static int read_locate(struct serve *sv, struct cread *r);
 static void read_positions(struct serve *sv, struct cread *r);
-static void t2_head_ready(struct serve *sv, void *arg);
 
 static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
 {
@@ -1064,13 +1131,6 @@ static void read_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 		hs_serve_read_end(sv, r, status);
 		return;
 	}
-	if (r->pfrom.kind == HS_POS_HEAD && !r->pfrom.offset &&
-	    hs_t2_head(sv, s, &(uint64_t){ 0 }, t2_head_ready, r) == HS_T2_HEAD_WAIT) {
-		/* "head" may be in Tier2: its manifest first. */
-		r->locating++;
-		r->state = R_LOCATE;
-		return;
-	}
 	read_positions(sv, r);
 }
 
@@ -1085,19 +1145,23 @@ static void read_positions(struct serve *sv, struct cread *r)
 	read_resolved(sv, r);
 }
 
-/* The manifest hs_t2_head waited for is loaded (or failed: then "head" is
- * Tier1's). */
-static void t2_head_ready(struct serve *sv, void *arg)
+void hs_serve_resolve_async(struct serve *sv, struct sstream *s, const struct hs_pos *p,
+			    void (*done)(struct serve *sv, void *arg, int status, uint64_t lsn),
+			    void *arg)
 {
-	struct cread *r = arg;
+	/* A read with no client that ends where a READ would start: the
+	 * same positions code (LOCATE, hs_t2_resolve's waits and `again`),
+	 * since t2read.h resolves for a struct cread. */
+	struct cread *r = hs_xcalloc(1, sizeof(*r));
 
-	r->locating--;
-	if (r->state == R_DONE) {
-		if (!r->locating)
-			free(r);
-		return;
-	}
-	r->state = R_WAIT;
+	r->sv = sv;
+	r->s = s;
+	s->refs++;
+	r->res_done = done;
+	r->res_arg = arg;
+	r->pfrom = *p;
+	if (r->pfrom.kind == HS_POS_NONE)
+		r->pfrom = (struct hs_pos){ .kind = HS_POS_TAIL };
 	read_positions(sv, r);
 }
 
@@ -1193,19 +1257,18 @@ static void on_located(void *arg, int idx, const struct hs_frame *f)
 			return;
 		}
 	}
-	/* 0: no record at or after the time: the tail. */
-	if (r->pfrom.kind == HS_POS_TIME) {
+	/* 0: no record at or after the time: the tail.  A resolve-only
+	 * read keeps its start a time: read_resolved looks in Tier2. */
+	if (r->pfrom.kind == HS_POS_TIME && !r->res_done) {
 		r->from = r->loc_lsn[0] ? r->loc_lsn[0] : hs_serve_stream_tail(r->s);
 		/* The peers only know Tier1: look in Tier2 first. */
 		hs_t2_time_from(sv, r, r->pfrom.time_ms < 0 ? 0 : (uint64_t)r->pfrom.time_ms);
 	}
-	if (r->puntil.kind == HS_POS_TIME)
-		r->until = r->loc_lsn[1] ? r->loc_lsn[1] : hs_serve_stream_tail(r->s);
 	r->state = R_WAIT;
-	if (r->pfrom.kind == HS_POS_TIME)
+	if (r->pfrom.kind == HS_POS_TIME && !r->res_done)
 		r->pfrom.kind = HS_POS_LSN, r->pfrom.lsn = r->from;
-	if (r->puntil.kind == HS_POS_TIME)
-		r->puntil.kind = HS_POS_LSN, r->puntil.lsn = r->until;
+	/* An @time end stays a time: read_resolved looks in Tier2 first
+	 * and takes loc_lsn[1] (Tier1's answer) when it is not there. */
 	read_resolved(sv, r);
 }
 
@@ -1679,5 +1742,3 @@ void hs_serve_on_ack(struct serve *sv, struct cconn *cc, const struct hs_frame *
 				hs_serve_fn_sub_exists, ack_exists_done, rq) < 0)
 		hs_serve_creq_settle(sv, rq, 0, -HS_ENOENT, 0, 0, 0, "");
 }
-
-/* SUB_CREATE: hs_serve_resolve `from` on the active stream, then create u/<sub>. */

@@ -275,6 +275,10 @@ struct cread {
 	int following;            /* on s->followers */
 	int mem;                  /* served from s->win, no peer stream */
 	struct mrun *mcur;        /* mem: the run holding next, NULL = look it up */
+	/* A resolve-only read (hs_serve_resolve_async): no client, ends once
+	 * pfrom is resolved, calling res_done from hs_serve_read_end. */
+	void (*res_done)(struct serve *sv, void *arg, int status, uint64_t lsn);
+	void *res_arg;
 	LIST_ENTRY(cread) flink;
 	LIST_ENTRY(cread) link;
 };
@@ -496,8 +500,25 @@ uint64_t hs_serve_stream_tail(const struct sstream *s);
 uint64_t hs_serve_stream_head(const struct sstream *s);
 /* The number of retained records of s. */
 uint64_t hs_serve_stream_count(const struct sstream *s);
-/* Resolve p, a position that needs no peer (not TIME), to an LSN of s. */
+/* Resolve p, a position that needs no peer (not TIME), to an LSN of s,
+ * counting Tier1 only (hs_serve_resolve_async counts Tier2 too). */
 uint64_t hs_serve_resolve(const struct sstream *s, const struct hs_pos *p);
+/* Resolve p (any kind; HS_POS_NONE is the tail) on the active stream s as
+ * READ resolves its start (the same code, read.c READ PATH): head+N and
+ * tail-N over Tier2's slots and Tier1's, @time in Tier2 then by LOCATE to
+ * the peers (the first record at or after the time; the tail if none).
+ * done(sv, arg, status, lsn) is called exactly once (maybe before this
+ * call returns) with status 0 and the LSN, or a negative code: -HS_EUNAVAIL
+ * (no peer answered a LOCATE), Tier2's errors (t2read.h hs_t2_resolve).
+ * s is held meanwhile and still held during done, but it may have died
+ * (hs_serve_stream_kill: s->state is not S_ACTIVE then; the caller decides
+ * whether to wait for the stream again).  p is copied; arg is the
+ * caller's and must stay valid until done.  Not cancellable: a caller
+ * whose client went away settles into nothing (creqs survive their
+ * connection). */
+void hs_serve_resolve_async(struct serve *sv, struct sstream *s, const struct hs_pos *p,
+			    void (*done)(struct serve *sv, void *arg, int status, uint64_t lsn),
+			    void *arg);
 
 /* ---- read.c: reads -------------------------------------------------------- */
 

@@ -17,15 +17,44 @@
  * register, read with a no-op register change and dropped after a
  * TIER_PUBLISH handled here or when a lookup misses (then read again, once
  * per position); the decoded manifest objects of refs (immutable); and per
- * segment its index (struct t2seg: the block table from the footer).  The
+ * segment its index (struct t2seg: the block table from the footer, plus
+ * the slot counts of SLOTS below).  The
  * block cache holds decoded blocks (plaintext plus an entry table) keyed by
  * (segment, block), in one LRU bounded by --tier-cache bytes; blocks a read
- * is on are pinned.  A read that moves to block i also asks for the first
- * block of i+1 .. i+8 not asked for yet (prefetch), so a sequential scan
- * finds the next blocks decoded.  Blocks are fetched in groups of up to 4
- * consecutive ones with one ranged GET (struct rahead: segment.c asks for
- * one block per get, the shim answers the rest of the group from memory),
- * which matters on S3, where each request has a fixed cost.
+ * is on are pinned.  The budget covers the blocks being fetched too (at
+ * their size from the index): a block asked for when the cache is full
+ * evicts the least recently used unpinned one at once and reuses its
+ * buffers, whose pages are mapped already (fresh megabytes fault page by
+ * page and are zeroed: about a tenth of hs-serve's CPU time on a scan
+ * when every block got new ones).
+ *
+ * READ-AHEAD.  A read counts the blocks it has read one after the other
+ * (t2rd.run).  On block i it keeps blocks i+1 .. i+2+2*run asked for (at
+ * most T2_AHEAD_MAX = 32, and never more than half the cache, so a scan
+ * does not evict what it fetched ahead), and new groups of consecutive
+ * blocks are fetched with one ranged GET each (struct rahead: segment.c
+ * asks for one block per get, the shim answers the rest of the group from
+ * memory) whose size grows with run: 1, 2, 4, 8, then T2_GROUP_MAX = 16
+ * blocks, at most half the window, and a group starts only once all of it
+ * fits in the window.  A steady scan so keeps one or two large GETs in
+ * flight on different workers (with the default 64 MiB cache, 11 blocks of
+ * 1 MiB each: each request has a fixed latency and price on S3), while a
+ * read that stops after a block or two has not made the store send
+ * megabytes for it.  (On the local test rig, which is CPU-bound per byte,
+ * this shape measures the same as 4-block groups: bench/README.md.)
+ * Read-ahead stops at the end of a segment: the next one is opened when
+ * the read gets there.
+ *
+ * MANIFEST CACHE: STALE COPIES.  The cached register may be older than the
+ * objects: an EXPIRE handled by another hs-serve (the stream's sequencer
+ * moved) never drops it here, and retention may delete a segment a read
+ * looked up before the EXPIRE.  So a missing object (-HS_ENOENT, which the
+ * workers pass on as is) is not an error at once: the read drops the
+ * cached register and reads it again, once per position (t2rd.gone_at;
+ * once per resolution for positions): an LSN the new copy does not cover is
+ * a TRIM gap like any expired one, and only an object the fresh manifest
+ * still names is -HS_EDATA.  A read that starts below the cached `expired`
+ * is a lookup miss: read again once, as above.
  *
  * I/O.  libtier's backends block (libcurl easy handles, file I/O), so each
  * request runs on one of a few worker threads (default 4), each with its
@@ -40,12 +69,27 @@
  * loop thread never touches the backend or decrypts.  curl multi would
  * keep everything on the loop but needs a second, non-blocking
  * implementation of every backend; the pool reuses libtier as it is.
+ * Copies: a group is received into one buffer reserved at its full size
+ * up front (taken from a pool that holds as many as groups were ever in
+ * flight at once, not one per worker), a group of one block straight into
+ * segment.c's buffer; the block's plaintext and entry table are sized from
+ * the index before segment.c fills them (no doubling and copying).  Still,
+ * every byte is copied three times in a worker (from curl's buffer into
+ * the group buffer, into segment.c's raw buffer, into the plaintext) and
+ * walked twice (check, parse): segment.c has no call that checks a block
+ * in a buffer the caller owns (a prototype saved ~3 % of hs-serve's CPU
+ * on an S3 scan; bench/README.md).  The curl handle of a worker is reused
+ * (reset, not cleaned up), so its connection stays open between GETs.
+ * blk_want() may evict: a caller pins (or is done with) the blocks it
+ * holds before asking for more.
  *
  * ERRORS.  Every failure ends the reads waiting for that object with its
  * code (-HS_ECHECKSUM, -HS_EDATA, -HS_EPERM, -HS_EUNAVAIL after the
  * backend's retries, ...), logged once with the backend's text, which names
  * the key and the block; a failed block or segment is not cached, so a
- * later read tries again.  A missing object the manifest names is -HS_EDATA.
+ * later read tries again.  A missing object is -HS_EDATA only when a fresh
+ * copy of the manifest still names it (MANIFEST CACHE above); it is logged
+ * as a warning when first missed.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -67,8 +111,8 @@
 #define T2_THREADS_DEFAULT 4
 #define T2_THREADS_MAX 16
 #define T2_HANDLES 8           /* open segments per worker */
-#define T2_PREFETCH 8          /* blocks ahead on a sequential scan */
-#define T2_GROUP 4             /* consecutive blocks fetched by one ranged GET */
+#define T2_AHEAD_MAX 32        /* blocks asked for ahead of a sequential scan */
+#define T2_GROUP_MAX 16        /* consecutive blocks per ranged GET, at most */
 #define T2_RUN_TARGET (1u << 20)
 
 enum { J_OBJ = 1, J_SEG, J_BLK };
@@ -105,6 +149,11 @@ struct t2seg {
 	uint32_t nblocks;
 	struct hs_seg_block *blocks;
 	struct t2blk **blk;       /* nblocks slots */
+	/* positions: slots per whole block (SLOTS_UNKNOWN: not counted yet;
+	 * NULL: none counted) and of the whole segment */
+	uint64_t *bslots;
+	uint64_t slots;
+	int slots_ok;
 	struct t2seg *link;
 };
 
@@ -142,8 +191,8 @@ struct job {
 	uint8_t hash[32];
 	uint32_t bi, nb;          /* J_BLK: blocks bi .. bi + nb - 1 */
 	void *target;             /* t2obj, t2seg or the first t2blk (loop-owned) */
-	struct t2blk *blks[T2_GROUP];
-	int brc[T2_GROUP];
+	struct t2blk *blks[T2_GROUP_MAX];
+	int brc[T2_GROUP_MAX];
 	int rc;
 	char err[HS_TIER_ERRLEN];
 	/* J_OBJ */
@@ -186,6 +235,7 @@ struct t2rd {
 	struct t2seg *seg;        /* the segment being read, or NULL */
 	struct t2blk *blk;        /* pinned block, or NULL */
 	uint32_t bi, pos;
+	uint32_t run;             /* blocks read in a row: how sequential (I/O) */
 	void *wait;               /* the object it waits for, or NULL */
 	int kick;                 /* pump it after the current completions */
 	uint64_t reloaded_at;     /* the manifest was reloaded for this next */
@@ -193,6 +243,11 @@ struct t2rd {
 	int filter;
 	uint64_t t1_from;         /* @time: the Tier1 answer */
 	int err;                  /* a load it waited for failed: end with it */
+	uint64_t gone_at;         /* next + 1 when an object was missing there */
+	/* positions (hs_t2_resolve): called instead of a pump when a wait is
+	 * over; res_reloaded: the manifest was read again for a missing one */
+	void (*again)(struct serve *sv, struct cread *r);
+	int res_reloaded;
 	struct t2rd *prev, *nextr;
 };
 
@@ -201,6 +256,7 @@ struct hs_t2 {
 	uint8_t key[HS_SEG_KEYLEN];
 	int has_key;
 	uint64_t cache_max, cache_bytes;
+	uint64_t loading_bytes;   /* estimated size of the blocks being fetched */
 	struct t2blk *lru_head, *lru_tail;
 	struct t2log *logs;
 	struct t2rd *reads;
@@ -209,6 +265,10 @@ struct hs_t2 {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job *q_head, *q_tail, *done;
+	/* buffers of the groups fetched so far, for the next ones: as many
+	 * as groups were ever fetched at once, not one per worker */
+	struct hs_buf io[T2_THREADS_MAX];
+	int nio;
 	int stop;
 	int nw;
 	struct worker w[T2_THREADS_MAX];
@@ -225,6 +285,15 @@ static int ra_get(struct hs_tier *t, const char *key, uint64_t off, uint64_t len
 	if (ra->span_len && off == ra->span_off && len && len <= ra->span_len) {
 		/* The first block of a group: fetch the whole group. */
 		hs_buf_reset(&ra->buf);
+		if (len == ra->span_len) {
+			/* A group of one: no copy through buf. */
+			ra->span_len = 0;
+			rc = hs_tier_get(ra->real, key, off, len, out);
+			return rc < 0 ? hs_tier_seterr(t, rc, "%s", hs_tier_error(ra->real)) : 0;
+		}
+		/* Room for all of it first: the backend appends without growing
+		 * buf (each realloc copies what came so far). */
+		hs_buf_reserve(&ra->buf, ra->span_len);
 		rc = hs_tier_get(ra->real, key, off, ra->span_len, &ra->buf);
 		ra->span_len = 0;
 		if (rc < 0) {
@@ -312,6 +381,33 @@ static int on_entry(void *arg, const struct hs_seg_entry *e)
 	return 0;
 }
 
+/* Make b hold at least n bytes (plus the NUL hs_buf keeps room for) and
+ * drop what it holds.  Sized to fit, with 1/16 to spare so a reused block
+ * takes the next one without reallocating, where hs_buf's doubling would
+ * give a block just over 1 MiB 2 MiB; a realloc would copy the stale
+ * bytes, so the old buffer is freed instead. */
+static void buf_fit(struct hs_buf *b, size_t n)
+{
+	hs_buf_reset(b);
+	if (b->cap >= n + 1)
+		return;
+	free(b->data);
+	b->cap = n + n / 16 + 1;
+	b->data = hs_xmalloc(b->cap);
+}
+
+/* Give b's entry table room for n entries (the index says how many)
+ * before parsing: no doubling and copying while on_entry fills it. */
+static void ents_fit(struct t2blk *b, uint32_t n)
+{
+	b->n = 0;
+	if (b->cap >= n)
+		return;
+	free(b->ents);
+	b->cap = n + n / 16;
+	b->ents = hs_xmalloc((size_t)b->cap * sizeof(*b->ents));
+}
+
 static void w_run(struct worker *w, struct job *j)
 {
 	struct hs_seg *s;
@@ -357,14 +453,21 @@ static void w_run(struct worker *w, struct job *j)
 		}
 		first = hs_seg_block(s, j->bi);
 		lastb = hs_seg_block(s, j->bi + j->nb - 1);
+		pthread_mutex_lock(&w->t->mu);
+		if (w->t->nio)
+			w->ra.buf = w->t->io[--w->t->nio];
+		pthread_mutex_unlock(&w->t->mu);
 		w->ra.span_off = first->off;
 		w->ra.span_len = lastb->off + lastb->len - first->off;
 		for (uint32_t k = 0; k < j->nb; k++) {
 			struct t2blk *b = j->blks[k];
-			int brc = hs_seg_fetch_block(s, j->bi + k, &b->plain);
+			const struct hs_seg_block *sb = hs_seg_block(s, j->bi + k);
+			int brc;
 
+			buf_fit(&b->plain, sb->len); /* the plaintext is no longer */
+			brc = hs_seg_fetch_block(s, j->bi + k, &b->plain);
 			if (brc == 0) {
-				b->n = 0;
+				ents_fit(b, sb->nentries);
 				brc = hs_seg_parse_block(s, j->bi + k, &b->plain, on_entry, b);
 			}
 			j->brc[k] = brc;
@@ -375,14 +478,21 @@ static void w_run(struct worker *w, struct job *j)
 		}
 		w->ra.span_len = 0;
 		hs_buf_reset(&w->ra.buf);
+		if (w->ra.buf.data) {
+			pthread_mutex_lock(&w->t->mu);
+			w->t->io[w->t->nio++] = w->ra.buf;
+			pthread_mutex_unlock(&w->t->mu);
+			w->ra.buf = (struct hs_buf)HS_BUF_INIT;
+		}
 		if (rc < 0)
 			w_drop(w, j->key); /* open it afresh next time */
-		j->rc = rc == -HS_ENOENT ? -HS_EDATA : rc;
+		j->rc = rc; /* -HS_ENOENT: see the next case */
 		return;
 	}
 	}
-	if (rc == -HS_ENOENT)
-		rc = -HS_EDATA; /* the manifest names it: it must exist */
+	/* -HS_ENOENT stays: retention may have deleted an object named by a
+	 * stale manifest; the read reads the register again (MANIFEST
+	 * CACHE) and fails with -HS_EDATA only if it still names it. */
 	j->rc = rc;
 	if (rc < 0)
 		snprintf(j->err, sizeof(j->err), "%s", *hs_tier_error(&w->ra.base) ?
@@ -491,33 +601,98 @@ static void cache_trim(struct hs_t2 *t)
 	}
 }
 
+/* What block bi of seg will take in the cache once decoded. */
+static uint64_t blk_est(const struct t2seg *seg, uint32_t bi)
+{
+	return sizeof(struct t2blk) + seg->blocks[bi].len +
+	       (uint64_t)seg->blocks[bi].nentries * sizeof(struct t2ent);
+}
+
+/* A block of seg to fetch.  When the cache cannot take it on top of what
+ * it holds and what is being fetched, the least recently used unpinned
+ * block is evicted now and its buffers are reused: their pages are mapped
+ * already, where fresh megabytes fault page by page (and the budget
+ * then covers the blocks in flight too). */
+static struct t2blk *blk_new(struct hs_t2 *t, struct t2seg *seg, uint32_t bi)
+{
+	uint64_t est = blk_est(seg, bi);
+	struct t2blk *b = t->lru_tail;
+
+	while (b && b->refs)
+		b = b->prev;
+	if (b && t->cache_bytes + t->loading_bytes + est > t->cache_max) {
+		lru_unlink(t, b);
+		if (b->seg->blk[b->bi] == b)
+			b->seg->blk[b->bi] = NULL;
+		t->cache_bytes -= b->bytes;
+		hs_buf_reset(&b->plain);
+		b->n = 0;
+	} else {
+		b = hs_xcalloc(1, sizeof(*b));
+	}
+	b->seg = seg;
+	b->bi = bi;
+	b->state = S_LOADING;
+	b->bytes = est; /* in loading_bytes until it is decoded */
+	t->loading_bytes += est;
+	seg->blk[bi] = b;
+	return b;
+}
+
 /* Ask for block bi of seg and the blocks after it that are neither cached
- * nor loading, up to T2_GROUP of them in one job (one ranged GET); no-op
- * when bi is cached or loading.  Returns block bi. */
-static struct t2blk *blk_want(struct hs_t2 *t, struct t2seg *seg, uint32_t bi)
+ * nor loading, up to max of them in one job (one ranged GET); no-op when
+ * bi is cached or loading.  Returns block bi. */
+static struct t2blk *blk_want(struct hs_t2 *t, struct t2seg *seg, uint32_t bi,
+			      uint32_t max)
 {
 	struct job *j;
 
 	if (seg->blk[bi])
 		return seg->blk[bi];
+	if (max > T2_GROUP_MAX)
+		max = T2_GROUP_MAX;
 	j = job_new(J_BLK, seg->key, NULL);
 	j->size = seg->e.size;
 	memcpy(j->hash, seg->e.hash, 32);
 	j->bi = bi;
-	for (uint32_t k = bi; k < seg->nblocks && k < bi + T2_GROUP && !seg->blk[k]; k++) {
-		struct t2blk *b = hs_xcalloc(1, sizeof(*b));
-
-		b->seg = seg;
-		b->bi = k;
-		b->state = S_LOADING;
-		seg->blk[k] = b;
-		j->blks[j->nb++] = b;
-	}
+	for (uint32_t k = bi; k < seg->nblocks && k - bi < max && !seg->blk[k]; k++)
+		j->blks[j->nb++] = blk_new(t, seg, k);
 	j->target = j->blks[0];
 	for (uint32_t k = 0; k < j->nb; k++)
 		j->brc[k] = 1; /* not fetched (yet) */
 	submit(t, j);
 	return seg->blk[bi];
+}
+
+/* Read-ahead for d, which is on block d->bi of d->seg (READ-AHEAD above):
+ * ask for the blocks of the window that are not asked for yet, in groups
+ * of g; a group starts only when all of it fits in the window (or the
+ * window ends with the segment), so a steady scan fetches whole groups
+ * rather than one block per block read. */
+static void prefetch(struct hs_t2 *t, struct t2rd *d)
+{
+	struct t2seg *seg = d->seg;
+	uint32_t ahead = d->run < (T2_AHEAD_MAX - 2) / 2 ? 2 + 2 * d->run : T2_AHEAD_MAX;
+	uint32_t g = d->run < 4 ? 1u << d->run : T2_GROUP_MAX;
+	uint32_t end, k;
+	uint64_t est = 0;
+
+	for (end = d->bi + 1; end < seg->nblocks && end - d->bi <= ahead; end++) {
+		est += blk_est(seg, end);
+		if (est > t->cache_max / 2)
+			break;
+	}
+	if (g > (end - d->bi - 1) / 2)
+		g = (end - d->bi - 1) / 2;
+	if (!g)
+		g = 1;
+	for (k = d->bi + 1; k < end; k++) {
+		if (seg->blk[k])
+			continue;
+		if (end - k < g && end < seg->nblocks)
+			break; /* the rest when the window has moved */
+		blk_want(t, seg, k, g);
+	}
 }
 
 static void blk_unpin(struct hs_t2 *t, struct t2rd *d)
@@ -540,6 +715,12 @@ static void kick_waiters(struct hs_t2 *t, void *what)
 
 static void fail_log(struct hs_t2 *t, void *what, int rc, const char *err)
 {
+	if (rc == -HS_ENOENT) {
+		/* Maybe expired since the manifest was read: the read reads
+		 * it again, then skips it as a TRIM gap or fails. */
+		hs_warn("Tier2: %s: reading the manifest again", err);
+		return;
+	}
 	for (struct t2rd *d = t->reads; d; d = d->nextr)
 		if (d->wait == what && d->r->s) {
 			hs_error("read of '%s': Tier2: %s", d->r->s->name, err);
@@ -572,7 +753,10 @@ static void pump_kicked(struct hs_t2 *t)
 			break;
 		d->kick = 0;
 		d->wait = NULL;
-		hs_serve_read_grant(t->sv, d->r);
+		if (d->again)
+			d->again(t->sv, d->r); /* resolving positions */
+		else
+			hs_serve_read_grant(t->sv, d->r);
 	}
 }
 
@@ -629,6 +813,7 @@ static void on_done(struct hs_loop *l, void *arg)
 
 				/* Each block is checked on its own: the good ones
 				 * of a group with a bad one are kept. */
+				t->loading_bytes -= b->bytes;
 				if (j->brc[k] == 0) {
 					b->state = S_OK;
 					b->bytes = sizeof(*b) + b->plain.cap +
@@ -754,43 +939,6 @@ void hs_t2_man_changed(struct serve *sv, uint64_t log)
 	for (lg = sv->t2->logs; lg; lg = lg->link)
 		if (lg->log == log && lg->state == S_OK)
 			lg->state = S_NONE;
-}
-
-/* The first LSN lg's manifest covers, or 0. */
-static uint64_t man_head(const struct hs_man *m)
-{
-	if (m->nrefs)
-		return m->refs[0].first_lsn;
-	if (m->nentries)
-		return m->entries[0].first_lsn;
-	return 0;
-}
-
-int hs_t2_head(struct serve *sv, const struct sstream *s, uint64_t *lsn,
-	       void (*done)(struct serve *sv, void *arg), void *arg)
-{
-	struct hs_t2 *t = sv->t2;
-	struct t2log *lg;
-	uint64_t h;
-
-	if (!t || !s->trim)
-		return 0;
-	lg = log_get(t, s->rec.log);
-	if (lg->state != S_OK) {
-		if (!done)
-			return 0;
-		lg->hw = hs_xrealloc(lg->hw, (lg->nhw + 1) * sizeof(*lg->hw));
-		lg->hw[lg->nhw].fn = done;
-		lg->hw[lg->nhw].arg = arg;
-		lg->nhw++;
-		man_load(t, lg);
-		return HS_T2_HEAD_WAIT;
-	}
-	h = man_head(&lg->man);
-	if (!h || h > s->trim)
-		return 0;
-	*lsn = h < HS_LSN(1, 1) ? HS_LSN(1, 1) : h;
-	return 1;
 }
 
 /* The first LSN above lsn that a ref or entry of m covers, or 0. */
@@ -1046,8 +1194,26 @@ int hs_t2_read_pump(struct serve *sv, struct cread *r, const struct hs_t2_out *o
 	struct sstream *s = r->s;
 	int rc;
 
-	if (d->err)
-		return d->err;
+	if (d->err) {
+		int err = d->err;
+
+		d->err = 0;
+		if (err != -HS_ENOENT)
+			return err;
+		if (d->gone_at == r->next + 1) {
+			hs_error("read of '%s': Tier2: an object the manifest names is missing "
+				 "(logged above)", s->name);
+			return -HS_EDATA;
+		}
+		/* Deleted by retention after the manifest was read (the
+		 * EXPIRE was handled by another hs-serve, or came after we
+		 * read it): read the register again, once per position; an
+		 * expired LSN is then a TRIM gap below. */
+		d->gone_at = r->next + 1;
+		leave_seg(t, d);
+		if (d->lg->state == S_OK)
+			d->lg->state = S_NONE;
+	}
 	if (d->wait)
 		return HS_T2_WAIT;
 	for (;;) {
@@ -1126,24 +1292,24 @@ int hs_t2_read_pump(struct serve *sv, struct cread *r, const struct hs_t2_out *o
 			d->pos = 0;
 		}
 		if (!d->blk) {
-			struct t2blk *b = blk_want(t, d->seg, d->bi);
+			/* Alone when not asked for before (a read's first): the
+			 * fastest answer; prefetch asks for the next ones. */
+			struct t2blk *b = blk_want(t, d->seg, d->bi, 1);
 
-			/* Prefetch: the first block of the window not asked for
-			 * yet starts a group. */
-			for (uint32_t k = 1; k <= T2_PREFETCH && d->bi + k < d->seg->nblocks; k++)
-				if (!d->seg->blk[d->bi + k]) {
-					blk_want(t, d->seg, d->bi + k);
-					break;
-				}
-			if (b->state != S_OK) {
+			if (b->state == S_OK) {
+				/* Pinned before prefetch, which may evict (and
+				 * reuse) the least recently used unpinned block. */
+				lru_unlink(t, b);
+				lru_push(t, b);
+				b->refs++;
+				d->blk = b;
+				d->pos = 0;
+			}
+			prefetch(t, d);
+			if (!d->blk) {
 				d->wait = b;
 				return HS_T2_WAIT;
 			}
-			lru_unlink(t, b);
-			lru_push(t, b);
-			b->refs++;
-			d->blk = b;
-			d->pos = 0;
 		}
 		rc = emit_block(t, d, o);
 		if (rc == HS_T2_DONE)
@@ -1151,12 +1317,412 @@ int hs_t2_read_pump(struct serve *sv, struct cread *r, const struct hs_t2_out *o
 		if (rc)
 			return rc;
 		blk_unpin(t, d);
+		d->run++; /* sequential so far: deeper read-ahead */
 		if (++d->bi >= d->seg->nblocks) {
 			if (r->next <= d->seg->e.last_lsn)
 				r->next = d->seg->e.last_lsn + 1;
 			leave_seg(t, d);
 		}
 	}
+}
+
+/* ---- positions ------------------------------------------------------------- */
+
+/*
+ * SLOTS (hs_t2_resolve).  read.c counts Tier1's slots by arithmetic over
+ * the epochs' ranges; below the trim point those epochs are gone from the
+ * log record, so Tier2 counts what its segments hold: a record is one
+ * slot, a HOLE or DATALOSS gap one per LSN, a BRIDGE or TRIM gap none
+ * (the same slots, since a segment is what the read path returned with
+ * gaps).  Cheapest first:
+ *   - an entry with records == last_lsn - first_lsn + 1 (every LSN a
+ *     record) counts its records, with no I/O;
+ *   - else the segment's index: a block whose LSN span (up to the next
+ *     block's first LSN) equals its entry count holds one LSN per entry,
+ *     records or one-LSN HOLE/DATALOSS gaps, so it counts its entries (a
+ *     BRIDGE reaches the last sequence number of its epoch and a span
+ *     across an epoch's slot 0 is never dense; a one-LSN TRIM gap, which
+ *     only a trim racing the offloader's read could store, would count);
+ *   - else the block is fetched (through the block cache) and counted.
+ * Counts of whole blocks and segments stay with the segment index
+ * (bslots, slots), so a resolution that waited for a load goes on where it
+ * was, and later positions cost no I/O.  Counting stops at the Tier1
+ * trim point: read.c counts from there.
+ */
+#define SLOTS_UNKNOWN UINT64_MAX
+#define RES_FOUND 4             /* res_*: *lsn set (HS_T2_WAIT is 1) */
+
+static int rd_wait(struct t2rd *d, void *what)
+{
+	d->wait = what;
+	return HS_T2_WAIT;
+}
+
+/* Block bi of sg spans [*lo, *hi]. */
+static void blk_span(const struct t2seg *sg, uint32_t bi, uint64_t *lo, uint64_t *hi)
+{
+	*lo = sg->blocks[bi].first_lsn;
+	*hi = bi + 1 < sg->nblocks ? sg->blocks[bi + 1].first_lsn - 1 : sg->last_lsn;
+}
+
+static int blk_dense(const struct t2seg *sg, uint32_t bi, uint64_t hi)
+{
+	uint64_t lo_b, hi_b;
+
+	blk_span(sg, bi, &lo_b, &hi_b);
+	return hi_b <= hi && hi_b - lo_b + 1 == sg->blocks[bi].nentries;
+}
+
+/* The slots of one block entry at or below hi. */
+static uint64_t ent_slots(const struct t2ent *x, uint64_t hi)
+{
+	if (x->lsn > hi)
+		return 0;
+	if (!x->kind)
+		return 1;
+	if (x->kind != HS_SEG_HOLE && x->kind != HS_SEG_DATALOSS)
+		return 0;
+	return (x->hi < hi ? x->hi : hi) - x->lsn + 1;
+}
+
+/* The slots of block bi of sg at or below hi into *n.  Returns 0 or
+ * HS_T2_WAIT (the block is loading). */
+static int blk_slots(struct hs_t2 *t, struct t2rd *d, struct t2seg *sg, uint32_t bi,
+		     uint64_t hi, uint64_t *n)
+{
+	uint64_t lo_b, hi_b;
+	struct t2blk *b;
+
+	blk_span(sg, bi, &lo_b, &hi_b);
+	*n = 0;
+	if (lo_b > hi)
+		return 0;
+	if (hi_b <= hi) {
+		if (!sg->bslots) {
+			sg->bslots = hs_xmalloc(((size_t)sg->nblocks + 1) * sizeof(*sg->bslots));
+			for (uint32_t i = 0; i < sg->nblocks; i++)
+				sg->bslots[i] = SLOTS_UNKNOWN;
+		}
+		if (sg->bslots[bi] == SLOTS_UNKNOWN && blk_dense(sg, bi, hi))
+			sg->bslots[bi] = sg->blocks[bi].nentries;
+		if (sg->bslots[bi] != SLOTS_UNKNOWN) {
+			*n = sg->bslots[bi];
+			return 0;
+		}
+	}
+	b = blk_want(t, sg, bi, 1);
+	if (b->state != S_OK)
+		return rd_wait(d, b);
+	for (uint32_t i = 0; i < b->n; i++)
+		*n += ent_slots(&b->ents[i], hi);
+	if (hi_b <= hi)
+		sg->bslots[bi] = *n;
+	return 0;
+}
+
+static int ent_dense(const struct hs_man_entry *e, uint64_t hi)
+{
+	return e->last_lsn <= hi && e->records == e->last_lsn - e->first_lsn + 1;
+}
+
+/* The slots of manifest entry e at or below hi into *n.  Returns 0 or
+ * HS_T2_WAIT (its index or blocks are loading: all asked for at once). */
+static int seg_slots(struct hs_t2 *t, struct t2rd *d, const struct hs_man_entry *e,
+		     uint64_t hi, uint64_t *n)
+{
+	struct t2seg *sg;
+	void *wait = NULL;
+
+	*n = 0;
+	if (e->first_lsn > hi)
+		return 0;
+	if (ent_dense(e, hi)) {
+		*n = e->records;
+		return 0;
+	}
+	sg = seg_get(t, d->lg, e);
+	if (sg->state != S_OK)
+		return rd_wait(d, sg);
+	if (e->last_lsn <= hi && sg->slots_ok) {
+		*n = sg->slots;
+		return 0;
+	}
+	for (uint32_t bi = 0; bi < sg->nblocks; bi++) {
+		uint64_t c;
+
+		if (blk_slots(t, d, sg, bi, hi, &c) == HS_T2_WAIT) {
+			if (!wait)
+				wait = d->wait;
+			continue;
+		}
+		*n += c;
+	}
+	if (wait)
+		return rd_wait(d, wait);
+	if (e->last_lsn <= hi) {
+		sg->slots = *n;
+		sg->slots_ok = 1;
+	}
+	return 0;
+}
+
+/* The LSN of slot k (from 0) of entry e, counting at or below hi; k is
+ * below seg_slots' count.  Returns 0 (*lsn set), HS_T2_WAIT or -HS_EDATA
+ * (the segment holds fewer slots than counted: cannot happen). */
+static int seg_slot_at(struct hs_t2 *t, struct t2rd *d, const struct hs_man_entry *e,
+		       uint64_t hi, uint64_t k, uint64_t *lsn)
+{
+	struct t2seg *sg;
+
+	if (ent_dense(e, hi)) {
+		*lsn = e->first_lsn + k;
+		return 0;
+	}
+	sg = seg_get(t, d->lg, e);
+	if (sg->state != S_OK)
+		return rd_wait(d, sg);
+	for (uint32_t bi = 0; bi < sg->nblocks; bi++) {
+		struct t2blk *b;
+		uint64_t c;
+
+		if (blk_slots(t, d, sg, bi, hi, &c))
+			return HS_T2_WAIT;
+		if (k >= c) {
+			k -= c;
+			continue;
+		}
+		if (blk_dense(sg, bi, hi)) {
+			*lsn = sg->blocks[bi].first_lsn + k;
+			return 0;
+		}
+		b = blk_want(t, sg, bi, 1);
+		if (b->state != S_OK)
+			return rd_wait(d, b);
+		for (uint32_t i = 0; i < b->n; i++) {
+			c = ent_slots(&b->ents[i], hi);
+			if (k < c) {
+				*lsn = b->ents[i].lsn + k;
+				return 0;
+			}
+			k -= c;
+		}
+		break;
+	}
+	hs_error("Tier2: segment '%s' holds fewer slots than counted", sg->key);
+	return -HS_EDATA;
+}
+
+/* The entries of unit u of d's manifest (its refs, then its entries).
+ * Returns 0 (*es and *n set, borrowed), or HS_T2_WAIT (a manifest object
+ * is loading). */
+static int man_unit(struct hs_t2 *t, struct t2rd *d, size_t u, const struct hs_man_entry **es,
+		    uint32_t *n)
+{
+	struct t2log *lg = d->lg;
+
+	if (u < lg->man.nrefs) {
+		struct t2obj *ob = obj_get(t, lg, &lg->man.refs[u]);
+
+		if (ob->state != S_OK)
+			return rd_wait(d, ob);
+		*es = ob->o.entries;
+		*n = ob->o.nentries;
+		return 0;
+	}
+	*es = &lg->man.entries[u - lg->man.nrefs];
+	*n = 1;
+	return 0;
+}
+
+/* head+k: see hs_t2_resolve.  Returns RES_FOUND, 0 (k lowered), HS_T2_WAIT or < 0. */
+static int res_head(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t *k, uint64_t *lsn)
+{
+	const struct hs_man *m = &d->lg->man;
+	size_t nu = (size_t)m->nrefs + m->nentries;
+	int rc;
+
+	for (size_t u = 0; u < nu; u++) {
+		const struct hs_man_entry *es;
+		uint32_t n;
+
+		if (u < m->nrefs && m->refs[u].first_lsn > hi)
+			break;
+		if ((rc = man_unit(t, d, u, &es, &n)))
+			return rc;
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t c;
+
+			if (es[i].first_lsn > hi)
+				return 0;
+			if ((rc = seg_slots(t, d, &es[i], hi, &c)))
+				return rc;
+			if (*k < c)
+				return (rc = seg_slot_at(t, d, &es[i], hi, *k, lsn)) ? rc : RES_FOUND;
+			*k -= c;
+		}
+	}
+	return 0;
+}
+
+/* tail-k where Tier1 holds fewer than k slots: k counts Tier2's from its
+ * end.  Returns RES_FOUND, 0 (Tier2 holds no slot), HS_T2_WAIT or < 0. */
+static int res_tail(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t k, uint64_t *lsn)
+{
+	const struct hs_man *m = &d->lg->man;
+	const struct hs_man_entry *first = NULL;
+	size_t nu = (size_t)m->nrefs + m->nentries;
+	int rc;
+
+	for (size_t u = nu; u-- > 0;) {
+		const struct hs_man_entry *es;
+		uint32_t n;
+
+		if (u < m->nrefs && m->refs[u].first_lsn > hi)
+			continue;
+		if ((rc = man_unit(t, d, u, &es, &n)))
+			return rc;
+		for (uint32_t i = n; i-- > 0;) {
+			uint64_t c;
+
+			if ((rc = seg_slots(t, d, &es[i], hi, &c)))
+				return rc;
+			if (!c)
+				continue;
+			if (k <= c)
+				return (rc = seg_slot_at(t, d, &es[i], hi, c - k, lsn)) ? rc : RES_FOUND;
+			k -= c;
+			first = &es[i];
+		}
+	}
+	if (!first)
+		return 0;
+	/* Fewer slots than asked in both tiers: the first one, as Tier1's
+	 * tail-N stops at its head. */
+	return (rc = seg_slot_at(t, d, first, hi, 0, lsn)) ? rc : RES_FOUND;
+}
+
+/* The first record at or after ts at or below hi (the scan of the @time
+ * start filter, without reading it).  Returns RES_FOUND, 0, HS_T2_WAIT. */
+static int res_time(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t ts, uint64_t *lsn)
+{
+	const struct hs_man *m = &d->lg->man;
+	size_t nu = (size_t)m->nrefs + m->nentries;
+	int rc;
+
+	for (size_t u = 0; u < nu; u++) {
+		const struct hs_man_entry *es;
+		uint32_t n;
+
+		if (u < m->nrefs && (m->refs[u].first_lsn > hi))
+			break;
+		if ((rc = man_unit(t, d, u, &es, &n)))
+			return rc;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct hs_man_entry *e = &es[i];
+			struct t2seg *sg;
+
+			if (e->first_lsn > hi)
+				return 0;
+			if (!e->records || e->last_ts < ts)
+				continue;
+			sg = seg_get(t, d->lg, e);
+			if (sg->state != S_OK)
+				return rd_wait(d, sg);
+			for (uint32_t bi = sg->nblocks ? seg_find_time(sg, ts) : 0; bi < sg->nblocks;
+			     bi++) {
+				struct t2blk *b;
+
+				if (sg->blocks[bi].first_lsn > hi)
+					return 0;
+				b = blk_want(t, sg, bi, 4);
+				if (b->state != S_OK)
+					return rd_wait(d, b);
+				for (uint32_t x = 0; x < b->n; x++) {
+					if (b->ents[x].lsn > hi)
+						return 0;
+					if (!b->ents[x].kind && b->ents[x].ts >= ts) {
+						*lsn = b->ents[x].lsn;
+						return RES_FOUND;
+					}
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+int hs_t2_resolve(struct serve *sv, struct cread *r, struct hs_pos *p, uint64_t *lsn,
+		  void (*again)(struct serve *sv, struct cread *r))
+{
+	struct hs_t2 *t = sv->t2;
+	const struct sstream *s = r->s;
+	struct t2rd *d;
+	uint64_t k;
+	int rc;
+
+	if (!t || !s->trim)
+		return 0;
+	if (p->kind != HS_POS_HEAD && p->kind != HS_POS_TIME &&
+	    !(p->kind == HS_POS_TAIL && p->offset < 0))
+		return 0;
+	/* tail-N within Tier1: no need for the manifest. */
+	if (p->kind == HS_POS_TAIL && (uint64_t)(-p->offset) <= hs_serve_stream_count(s))
+		return 0;
+	d = r->t2 ? r->t2 : rd_new(t, r);
+	d->again = again;
+	if (d->err) {
+		int err = d->err;
+
+		d->err = 0;
+		if (err != -HS_ENOENT)
+			return err;
+		if (d->res_reloaded) {
+			hs_error("read of '%s': Tier2: an object the manifest names is missing "
+				 "(logged above)", s->name);
+			return -HS_EDATA;
+		}
+		/* Expired since the manifest was read: read it again, once. */
+		d->res_reloaded = 1;
+		if (d->lg->state == S_OK)
+			d->lg->state = S_NONE;
+	}
+	if (d->wait)
+		return HS_T2_RES_WAIT;
+	if (d->lg->state != S_OK) {
+		man_load(t, d->lg);
+		if (d->lg->state != S_LOADING)
+			return -HS_EUNAVAIL;
+		d->wait = d->lg;
+		return HS_T2_RES_WAIT;
+	}
+	switch (p->kind) {
+	case HS_POS_HEAD:
+		k = (uint64_t)p->offset;
+		rc = res_head(t, d, s->trim, &k, lsn);
+		if (rc == 0)
+			p->offset = (int64_t)k;
+		break;
+	case HS_POS_TAIL:
+		k = (uint64_t)(-p->offset);
+		rc = res_tail(t, d, s->trim, k - hs_serve_stream_count(s), lsn);
+		break;
+	default:
+		rc = res_time(t, d, s->trim, p->time_ms < 0 ? 0 : (uint64_t)p->time_ms, lsn);
+		break;
+	}
+	return rc == HS_T2_WAIT ? HS_T2_RES_WAIT : rc == RES_FOUND ? 1 : rc;
+}
+
+void hs_t2_resolve_end(struct serve *sv, struct cread *r)
+{
+	struct t2rd *d = r->t2;
+
+	if (!sv->t2 || !d)
+		return;
+	d->again = NULL;
+	d->res_reloaded = 0;
+	if (!d->filter)
+		hs_t2_read_stop(sv, r);
 }
 
 /* ---- set-up ---------------------------------------------------------------- */
@@ -1283,6 +1849,7 @@ void hs_t2_free(struct hs_t2 *t)
 				}
 			free(s->blk);
 			free(s->blocks);
+			free(s->bslots);
 			free(s);
 		}
 		hs_man_free(&lg->man);
@@ -1290,6 +1857,8 @@ void hs_t2_free(struct hs_t2 *t)
 		free(lg);
 	}
 	hs_buf_free(&t->scratch);
+	while (t->nio)
+		hs_buf_free(&t->io[--t->nio]);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
 	free(t);

@@ -5,8 +5,9 @@
  *
  * read.c calls in at a few points: when a read's next LSN is at or below
  * s->trim (hs_t2_read_begin), to make progress (hs_t2_read_pump), when a
- * read ends (hs_t2_read_stop), to resolve "head" (hs_t2_head) and @time
- * (hs_t2_time_from); tier.c calls hs_t2_man_changed after a TIER_PUBLISH.
+ * read ends (hs_t2_read_stop), to resolve head+N, tail-N and an @time
+ * end (hs_t2_resolve) and an @time start (hs_t2_time_from); tier.c calls
+ * hs_t2_man_changed after a TIER_PUBLISH.
  * Everything here runs on the loop thread except the object-store I/O,
  * which runs on a small pool of worker threads (design comment in
  * t2read.c).  Records go out through the callbacks of struct hs_t2_out, so
@@ -20,6 +21,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "pos.h"
 
 struct serve;
 struct cread;
@@ -78,13 +80,40 @@ int hs_t2_read_pump(struct serve *sv, struct cread *r, const struct hs_t2_out *o
 /* Drop r's Tier2 state (I/O in flight completes into the cache). */
 void hs_t2_read_stop(struct serve *sv, struct cread *r);
 
-/* The first LSN Tier2 holds for s when its manifest is cached: 1 with *lsn
- * set, 0 when Tier2 holds nothing below the Tier1 trim (or no tier).  When
- * the manifest is not cached yet, starts loading it, returns HS_T2_WAIT
- * (2 is never returned) and calls done(sv, arg) on the loop when it is. */
-#define HS_T2_HEAD_WAIT 2
-int hs_t2_head(struct serve *sv, const struct sstream *s, uint64_t *lsn,
-	       void (*done)(struct serve *sv, void *arg), void *arg);
+/*
+ * Positions over Tier2 (read.c calls this from its position code, before
+ * the read starts).  p is one end of r (a copy: it may be rewritten):
+ *   HS_POS_HEAD (head, head+N): the (N+1)th slot, counting Tier2's slots
+ *     first, then Tier1's; when Tier2 holds N or fewer, p->offset is
+ *     lowered by their count and 0 is returned (resolve p in Tier1).
+ *   HS_POS_TAIL with an offset (tail-N): Tier1's answer when Tier1 holds
+ *     at least N slots (0 returned, p untouched); else the slot N - Tier1's
+ *     count from Tier2's end, or Tier2's first slot when that is not
+ *     enough either (as Tier1 stops at its head).
+ *   HS_POS_TIME (an end given as a time): the first record at or after
+ *     p->time_ms in Tier2 (the same scan as hs_t2_time_from); 0 when
+ *     there is none at or below the Tier1 trim point.
+ * A slot is what read.c counts in Tier1 (the epochs' ranges, holes
+ * included): a record, or an LSN of a stored HOLE or DATALOSS gap; never
+ * an LSN of a BRIDGE or TRIM gap, nor one no segment covers.  Tier2's
+ * slots are those at or below the Tier1 trim point.
+ * Returns 1 (*lsn set), 0 (not in Tier2; also with no tier or nothing
+ * offloaded below the trim point), HS_T2_RES_WAIT (the manifest, a manifest
+ * object, a segment index or a block is loading: again(sv, r) is called on
+ * the loop when it is, and the caller resolves again, from scratch, with
+ * what is cached by then), or a negative code ending the read (the
+ * backend's, -HS_EDATA for an object the manifest names that is missing
+ * also after reading the manifest again).  Uses r->t2 (made here); call
+ * hs_t2_resolve_end once every end is resolved.  p and lsn are borrowed
+ * for the call; r must stay alive until again runs or hs_t2_read_stop
+ * (hs_serve_read_end) drops the wait.
+ */
+#define HS_T2_RES_WAIT 2
+int hs_t2_resolve(struct serve *sv, struct cread *r, struct hs_pos *p, uint64_t *lsn,
+		  void (*again)(struct serve *sv, struct cread *r));
+/* r's positions are resolved: drop the Tier2 state hs_t2_resolve made
+ * unless the read itself needs it (an @time start). */
+void hs_t2_resolve_end(struct serve *sv, struct cread *r);
 
 /* @time: r's start was located in Tier1 at r->from; when Tier2 holds
  * records, scan it from its head for the first record at or after ts_ms
@@ -93,7 +122,10 @@ int hs_t2_head(struct serve *sv, const struct sstream *s, uint64_t *lsn,
 void hs_t2_time_from(struct serve *sv, struct cread *r, uint64_t ts_ms);
 
 /* The manifest register of log changed (a TIER_PUBLISH handled here):
- * drop the cached copy.  sv may have no tier (no-op). */
+ * drop the cached copy.  sv may have no tier (no-op).  A copy made stale
+ * by a publish handled elsewhere, or by retention deleting objects after
+ * it was read, is read again when a lookup misses or an object it names
+ * is missing (t2read.c, MANIFEST CACHE). */
 void hs_t2_man_changed(struct serve *sv, uint64_t log);
 
 #endif

@@ -173,6 +173,40 @@ assert o["records"] in (3, None), o
 	fi
 }
 
+@test "trim --before @time and tail-N" {
+	[ -x "$HS_BIN/hs-append" ] && [ -x "$HS_BIN/hs-cat" ] || skip "no hs-append or hs-cat"
+	seq 1 5 | timeout 30 "$HS_BIN/hs-append" -c t23tt
+	sleep 0.05
+	local t
+	t=$(($(date +%s%N) / 1000000))
+	sleep 0.05
+	seq 6 10 | timeout 30 "$HS_BIN/hs-append" t23tt
+	# Everything before the first record at or after the time.
+	run --separate-stderr admin -v stream trim t23tt --before "@$t"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"trimmed through e1n5"* ]]
+	run timeout 30 "$HS_BIN/hs-cat" t23tt
+	[ "$output" = "$(seq 6 10)" ]
+	# A time before the head trims nothing more.
+	run admin stream trim t23tt --before @0
+	[ "$status" -eq 0 ]
+	run timeout 30 "$HS_BIN/hs-cat" t23tt
+	[ "$output" = "$(seq 6 10)" ]
+	run admin stream trim t23tt --before tail-2
+	[ "$status" -eq 0 ]
+	run timeout 30 "$HS_BIN/hs-cat" t23tt
+	[ "$output" = "$(seq 9 10)" ]
+	# A time after the newest record trims everything written, no more.
+	run --separate-stderr admin -v stream trim t23tt --before @+1h
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"trimmed through e1n10"* ]]
+	run timeout 30 "$HS_BIN/hs-cat" t23tt
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	echo 11 | timeout 30 "$HS_BIN/hs-append" t23tt
+	run timeout 30 "$HS_BIN/hs-cat" t23tt
+	[ "$output" = 11 ]
+}
+
 @test "cluster status: healthy, with the local peer up" {
 	run --separate-stderr admin cluster status --wait-healthy
 	[ "$status" -eq 0 ]

@@ -173,6 +173,33 @@ ckpt() { admin sub info "$1" --json | sed 's/.*"checkpoint":"\([^"]*\)".*/\1/'; 
 	[ "$output" = "$(seq 1 5)" ]
 }
 
+@test "sub create --from @time and head+N: delivery starts there" {
+	seq 1 5 | append -c tp
+	sleep 0.05
+	local t
+	t=$(($(date +%s%N) / 1000000))
+	sleep 0.05
+	seq 6 10 | append tp
+	admin sub create tp1 --stream tp --from "@$t"
+	run tailsub --sub tp1 -c 5
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 6 10)" ]
+	# The first record at or after the time: a time before everything is
+	# head, one after everything is tail (only later records).
+	admin sub create tp2 --stream tp --from @0
+	run tailsub --sub tp2 -c 10
+	[ "$output" = "$(seq 1 10)" ]
+	admin sub create tp3 --stream tp --from @+1h
+	run admin sub info tp3 --json
+	[[ "$output" == *'"checkpoint":"e1n11"'* ]]
+	admin sub create tp4 --stream tp --from head+3
+	run tailsub --sub tp4 -c 7
+	[ "$output" = "$(seq 4 10)" ]
+	admin sub create tp5 --stream tp --from tail-2
+	run tailsub --sub tp5 -c 2
+	[ "$output" = "$(seq 9 10)" ]
+}
+
 @test "the checkpoint survives kill -9 of hs-serve and of its peer" {
 	seq 1 200 | append -c ck
 	admin sub create ck1 --stream ck --from head
