@@ -8,14 +8,16 @@
  * it takes, so a flag given to the wrong verb is a usage error rather than
  * silently ignored.
  *
- * BATCHING.  STREAM_CREATE, STREAM_DELETE, STREAM_TRIM, STREAM_INFO are
- * lists: names are sent BATCH to a frame (fewer if the frame would exceed
- * the server's max frame) with up to WINDOW frames in flight on the one
- * connection, and replies are matched to batches by request id, so bulk
- * creation (--from-file) costs one round trip per WINDOW * BATCH names.
- * Lookups whose output follows the input order (info) use a window of 1.
- * Every entry is done on its own: a failure is reported on stderr, the
- * others go on, and the exit status is that of the first failure.
+ * BATCHING.  STREAM_CREATE, STREAM_ALTER, STREAM_DELETE, STREAM_TRIM,
+ * STREAM_INFO and SUB_CREATE, SUB_DELETE, SUB_INFO are lists, all sent by
+ * the one pipeline(): names are sent BATCH to a frame (fewer if the frame
+ * would exceed the server's max frame) with up to WINDOW frames in flight
+ * on the one connection, and replies are matched to batches by request
+ * id, so bulk creation (--from-file) costs one round trip per WINDOW *
+ * BATCH names.  Lookups whose output follows the input order (info) use a
+ * window of 1.  Every entry is done on its own: a failure is reported on
+ * stderr, the others go on, and the exit status is that of the first
+ * failure.
  *
  * REDIRECTS.  With several hs-serve (docs/replication.md §7), stream info,
  * exists, trim and sub create sent to one that does not sequence the
@@ -207,6 +209,7 @@ struct admin {
 	int first_err;             /* exit status of the first failed entry */
 	size_t nfailed;            /* entries that failed */
 	size_t done, total;        /* progress of a batched verb */
+	uint16_t type;             /* the request type pipeline() sends */
 	bool progress;             /* stderr is a tty and the work is long */
 	bool printed;              /* info: a stream was shown (blank line before the next) */
 	/* REDIRECTS: the first sequencer address a RESULT -HS_EREDIRECT
@@ -543,25 +546,79 @@ static int call(struct admin *a, uint64_t id, uint16_t want, struct hs_frame *f)
 	return check_reply(a, f, want);
 }
 
-/* Report one failed entry (the first FAIL_SHOWN of them: a bulk creation
- * run twice must not print 100,000 lines) and remember the first
- * failure's status. */
+/* call() for a reply that is a list: 0 with it decoded into *l (borrowing
+ * *f), or the exit status after saying why. */
+static int call_list(struct admin *a, uint64_t id, uint16_t want, struct hs_frame *f,
+		     struct hs_clist *l)
+{
+	int st = call(a, id, want, f);
+
+	if (st)
+		return st;
+	if (hs_msg_clist_dec(f->type, f->body, f->body_len, l) < 0)
+		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad %s",
+				   hs_msg_name(want));
+	return 0;
+}
+
+/* One page of STREAM_LIST or SUB_LIST (type): the names after cursor that
+ * filter selects (with their info if asked), as call_list(). */
+static int list_page(struct admin *a, uint16_t type, bool info, const char *filter,
+		     size_t flen, const char *cursor, struct hs_frame *f, struct hs_clist *l)
+{
+	struct hs_list_req req = {
+		.flags = info ? HS_LIST_INFO : 0,
+		.filter = filter,
+		.filter_len = (uint8_t)flen,
+		.cursor = cursor,
+		.cursor_len = (uint8_t)strlen(cursor),
+	};
+	uint64_t id = hs_client_next_id();
+
+	if (type == HS_MSG_SUB_LIST)
+		hs_msg_sub_list_enc(&a->req, id, &req);
+	else
+		hs_msg_stream_list_enc(&a->req, id, &req);
+	return call_list(a, id, type == HS_MSG_SUB_LIST ? HS_MSG_SUBS : HS_MSG_STREAMS, f, l);
+}
+
+/* Count one failed entry (unless kept for a redirect) and remember the
+ * first failure's status: true if it is to be reported, as the first
+ * FAIL_SHOWN are (a bulk creation run twice must not print 100,000 lines). */
+static bool fail_shown(struct admin *a, const char *name, size_t len, int status)
+{
+	if (keep_redo(a, name, len, status))
+		return false;
+	if (!a->first_err)
+		a->first_err = hs_exit_status(status);
+	return a->nfailed++ < FAIL_SHOWN;
+}
+
+/* Report one failed entry, a stream's or (the SUB_* requests) a
+ * subscription's (fail_shown). */
 static void entry_fail(struct admin *a, const char *name, size_t len, int status)
 {
+	bool sub = a->type == HS_MSG_SUB_CREATE || a->type == HS_MSG_SUB_DELETE ||
+		   a->type == HS_MSG_SUB_INFO;
+	const char *what = sub ? "subscription" : "stream";
 	int st = hs_exit_status(status);
 
-	if (keep_redo(a, name, len, status))
+	if (!fail_shown(a, name, len, status))
 		return;
-	if (!a->first_err)
-		a->first_err = st;
-	if (a->nfailed++ >= FAIL_SHOWN)
-		return;
-	if (status == -HS_ENOSTREAM)
-		hs_cli_fail(&a->cli, st, "no such stream '%.*s'", (int)len, name);
+	if (status == (sub ? -HS_ENOENT : -HS_ENOSTREAM))
+		hs_cli_fail(&a->cli, st, "no such %s '%.*s'", what, (int)len, name);
 	else if (status == -HS_EEXIST)
-		hs_cli_fail(&a->cli, st, "stream '%.*s' already exists", (int)len, name);
+		hs_cli_fail(&a->cli, st, "%s '%.*s' already exists", what, (int)len, name);
+	else if (sub && status == -HS_ENOSTREAM)
+		hs_cli_fail(&a->cli, st, "subscription '%.*s': no such stream '%s'", (int)len,
+			    name, a->stats_prefix ? a->stats_prefix : "?");
+	else if (sub && status == -HS_EUSAGE)
+		/* Servers before @time support for SUB_CREATE answer so. */
+		hs_cli_fail(&a->cli, EX_USAGE, "subscription '%.*s': the server does not "
+			    "accept this position", (int)len, name);
 	else
-		hs_cli_fail(&a->cli, st, "stream '%.*s': %s", (int)len, name, hs_strerror(status));
+		hs_cli_fail(&a->cli, st, "%s '%.*s': %s", what, (int)len, name,
+			    hs_strerror(status));
 }
 
 static void show_progress(struct admin *a, bool last)
@@ -575,12 +632,47 @@ static void show_progress(struct admin *a, bool last)
 typedef int (*reply_fn)(struct admin *a, struct hs_clist *l, const struct name *names,
 			size_t n);
 
+/* Add the entry of request `type` for name nm: the name with what the
+ * options say. */
+static void add_entry(struct admin *a, struct hs_msg_wr *w, uint16_t type,
+		      const struct name *nm)
+{
+	struct hs_subcreate_ent e;
+
+	switch (type) {
+	case HS_MSG_STREAM_CREATE:
+	case HS_MSG_STREAM_ALTER:
+		hs_msg_stream_create_add(w, nm->p, nm->len, &a->attrs);
+		break;
+	case HS_MSG_STREAM_TRIM:
+		hs_msg_stream_trim_add(w, nm->p, nm->len, &a->before);
+		break;
+	case HS_MSG_SUB_CREATE: /* sub create checked --stream */
+		e = (struct hs_subcreate_ent){
+			.sub = nm->p,
+			.sub_len = nm->len,
+			.stream = a->stats_prefix,
+			.stream_len = (uint8_t)strlen(a->stats_prefix),
+			.from = a->sub_from,
+			.ack_timeout_ms = a->ack_timeout_ms,
+			.max_unacked = a->max_unacked,
+		};
+		hs_msg_sub_create_add(w, &e);
+		break;
+	default:
+		hs_msg_name_add(w, nm->p, nm->len);
+		break;
+	}
+}
+
 /* Encode names[0..n) (at most BATCH, within the server's frame limit) as
  * one request of type `type` into a->c's output; returns how many went. */
 static size_t encode_batch(struct admin *a, uint16_t type, uint64_t id,
 			   const struct name *names, size_t n)
 {
 	struct hs_buf *b = hs_sconn_out(&a->c);
+	/* A SUB_CREATE entry holds two names. */
+	size_t emax = type == HS_MSG_SUB_CREATE ? 2 * ENTRY_MAX : ENTRY_MAX;
 	struct hs_msg_wr w;
 	size_t k;
 
@@ -597,19 +689,23 @@ static size_t encode_batch(struct admin *a, uint16_t type, uint64_t id,
 	case HS_MSG_STREAM_ALTER:
 		hs_msg_stream_alter_begin(&w, b, id);
 		break;
+	case HS_MSG_SUB_CREATE:
+		hs_msg_sub_create_begin(&w, b, id);
+		break;
+	case HS_MSG_SUB_DELETE:
+		hs_msg_sub_delete_begin(&w, b, id);
+		break;
+	case HS_MSG_SUB_INFO:
+		hs_msg_sub_info_begin(&w, b, id);
+		break;
 	default:
 		hs_msg_stream_info_begin(&w, b, id);
 		break;
 	}
 	for (k = 0; k < n && k < BATCH; k++) {
-		if (k && hs_msg_wr_size(&w) + ENTRY_MAX > a->c.max_out)
+		if (k && hs_msg_wr_size(&w) + emax > a->c.max_out)
 			break;
-		if (type == HS_MSG_STREAM_CREATE || type == HS_MSG_STREAM_ALTER)
-			hs_msg_stream_create_add(&w, names[k].p, names[k].len, &a->attrs);
-		else if (type == HS_MSG_STREAM_TRIM)
-			hs_msg_stream_trim_add(&w, names[k].p, names[k].len, &a->before);
-		else
-			hs_msg_name_add(&w, names[k].p, names[k].len);
+		add_entry(a, &w, type, &names[k]);
 	}
 	hs_msg_wr_end(&w);
 	return k;
@@ -617,18 +713,22 @@ static size_t encode_batch(struct admin *a, uint16_t type, uint64_t id,
 
 /*
  * Send names[0..n) as requests of `type` with up to `window` frames in
- * flight; fn handles each reply (of type `want`, already decoded into l,
- * with as many entries as its batch) with the batch's names.  Returns 0 or
- * the exit status of a failure that stops everything (transport, protocol,
- * a whole-request RESULT); per-entry failures go through entry_fail().
+ * flight; fn handles each reply (STREAMS to STREAM_INFO, SUBS to SUB_INFO,
+ * else STATUSES, already decoded into l, with as many entries as its
+ * batch) with the batch's names.  Returns 0 or the exit status of a
+ * failure that stops everything (transport, protocol, a whole-request
+ * RESULT); per-entry failures go through entry_fail().
  */
-static int pipeline(struct admin *a, uint16_t type, uint16_t want, const struct name *names,
-		    size_t n, int window, reply_fn fn)
+static int pipeline(struct admin *a, uint16_t type, const struct name *names, size_t n,
+		    int window, reply_fn fn)
 {
+	uint16_t want = type == HS_MSG_STREAM_INFO ? HS_MSG_STREAMS :
+			type == HS_MSG_SUB_INFO ? HS_MSG_SUBS : HS_MSG_STATUSES;
 	struct { uint64_t id; size_t first, n; } fl[WINDOW];
 	size_t sent = 0;
 	int nfl = 0, r;
 
+	a->type = type;
 	a->done = 0;
 	a->total = n;
 	while (a->done < n) {
@@ -673,58 +773,33 @@ static int pipeline(struct admin *a, uint16_t type, uint16_t want, const struct 
 	return 0;
 }
 
-static int on_created(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
-{
-	struct hs_status_ent e;
-
-	for (size_t i = 0; i < n && hs_statuses_next(l, &e) == 1; i++) {
-		if (e.status == -HS_EEXIST && (a->flags & F_EXIST_OK))
-			continue;
-		if (e.status < 0)
-			entry_fail(a, names[i].p, names[i].len, e.status);
-		else
-			hs_debug("created stream '%.*s' (log %llu)", names[i].len, names[i].p,
-				 (unsigned long long)e.value);
-	}
-	return 0;
-}
-
-static int on_altered(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
-{
-	struct hs_status_ent e;
-
-	for (size_t i = 0; i < n && hs_statuses_next(l, &e) == 1; i++)
-		if (e.status < 0)
-			entry_fail(a, names[i].p, names[i].len, e.status);
-	return 0;
-}
-
-static int on_deleted(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
-{
-	struct hs_status_ent e;
-
-	for (size_t i = 0; i < n && hs_statuses_next(l, &e) == 1; i++) {
-		if (e.status < 0)
-			entry_fail(a, names[i].p, names[i].len, e.status);
-		else
-			hs_info("deleted stream '%.*s'", names[i].len, names[i].p);
-	}
-	return 0;
-}
-
-static int on_trimmed(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
+/* STATUSES (to every request but the info ones): report the failed
+ * entries, say what was done with the others. */
+static int on_statuses(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
 {
 	struct hs_status_ent e;
 	char s[HS_POS_FMT_MAX];
 
 	for (size_t i = 0; i < n && hs_statuses_next(l, &e) == 1; i++) {
+		const char *p = names[i].p;
+		int len = names[i].len;
+
+		if (e.status == -HS_EEXIST && (a->flags & F_EXIST_OK))
+			continue; /* stream create --exist-ok */
 		if (e.status < 0) {
-			entry_fail(a, names[i].p, names[i].len, e.status);
-			continue;
+			entry_fail(a, p, len, e.status);
+		} else if (a->type == HS_MSG_STREAM_CREATE) {
+			hs_debug("created stream '%.*s' (log %llu)", len, p,
+				 (unsigned long long)e.value);
+		} else if (a->type == HS_MSG_STREAM_DELETE) {
+			hs_info("deleted stream '%.*s'", len, p);
+		} else if (a->type == HS_MSG_STREAM_TRIM) {
+			hs_lsn_fmt(s, sizeof(s), e.value);
+			hs_info("stream '%.*s' trimmed through %s", len, p, e.value ? s : "nothing");
+		} else if (a->type == HS_MSG_SUB_CREATE) {
+			hs_lsn_fmt(s, sizeof(s), e.value);
+			hs_info("created subscription '%.*s' at %s", len, p, s);
 		}
-		hs_lsn_fmt(s, sizeof(s), e.value);
-		hs_info("stream '%.*s' trimmed through %s", names[i].len, names[i].p,
-			e.value ? s : "nothing");
 	}
 	return 0;
 }
@@ -744,6 +819,14 @@ static int on_exists(struct admin *a, struct hs_clist *l, const struct name *nam
 	return 0;
 }
 
+/* info: a blank line between two entries' text. */
+static void info_sep(struct admin *a)
+{
+	if (a->printed)
+		hs_buf_appendc(&a->out, '\n');
+	a->printed = true;
+}
+
 static int on_info(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
 {
 	struct hs_streams_ent e;
@@ -757,9 +840,7 @@ static int on_info(struct admin *a, struct hs_clist *l, const struct name *names
 		if (a->flags & F_JSON) {
 			info_json(&a->out, e.stream, e.stream_len, &e.info, true);
 		} else {
-			if (a->printed)
-				hs_buf_appendc(&a->out, '\n');
-			a->printed = true;
+			info_sep(a);
 			info_text(&a->out, e.stream, e.stream_len, &e.info);
 		}
 	}
@@ -866,6 +947,22 @@ static int finish(struct admin *a, int st)
 	return st ? st : a->first_err;
 }
 
+/* Connect and send names[0..n) as requests of `type` (pipeline()), then
+ * once more the entries refused with -HS_EREDIRECT, to the sequencer
+ * named (REDIRECTS).  Frees names; returns the verb's exit status. */
+static int send_names(struct admin *a, struct name *names, size_t n, uint16_t type,
+		      int window, reply_fn fn)
+{
+	int st = connect_server(a, false);
+
+	if (!st)
+		st = pipeline(a, type, names, n, window, fn);
+	if (!st && a->nredo && !(st = follow_redirect(a)))
+		st = pipeline(a, type, a->redo, a->nredo, window, fn);
+	free(names);
+	return finish(a, st);
+}
+
 static int cmd_create(struct admin *a, int argc, char **argv)
 {
 	struct hs_buf data = HS_BUF_INIT;
@@ -883,16 +980,12 @@ static int cmd_create(struct admin *a, int argc, char **argv)
 		st = names_from_argv(a, argv, argc, &names);
 		n = (size_t)argc;
 	}
-	if (st)
-		goto out;
-	st = connect_server(a, false);
-	if (st)
-		goto out;
-	a->progress = n > 10 * BATCH && isatty(STDERR_FILENO);
-	st = pipeline(a, HS_MSG_STREAM_CREATE, HS_MSG_STATUSES, names, n, WINDOW, on_created);
-	st = finish(a, st);
-out:
-	free(names);
+	if (st) {
+		free(names);
+	} else {
+		a->progress = n > 10 * BATCH && isatty(STDERR_FILENO);
+		st = send_names(a, names, n, HS_MSG_STREAM_CREATE, WINDOW, on_statuses);
+	}
 	hs_buf_free(&data);
 	return st;
 }
@@ -910,17 +1003,13 @@ static int cmd_alter(struct admin *a, int argc, char **argv)
 	st = names_from_argv(a, argv, argc, &names);
 	if (st)
 		return st;
-	st = connect_server(a, false);
-	if (!st)
-		st = pipeline(a, HS_MSG_STREAM_ALTER, HS_MSG_STATUSES, names, (size_t)argc, WINDOW,
-			      on_altered);
-	free(names);
-	return finish(a, st);
+	return send_names(a, names, (size_t)argc, HS_MSG_STREAM_ALTER, WINDOW, on_statuses);
 }
 
-/* Without -f: ask on a tty (stdin and stderr), refuse otherwise.  Returns
- * 0 to go on, 1 when the user said no, or a usage status. */
-static int confirm_delete(struct admin *a, struct name *names, size_t n)
+/* Without -f: ask on a tty (stdin and stderr), refuse otherwise, before
+ * deleting names[0..n), streams or (sub) subscriptions.  Returns 0 to go
+ * on, 1 when the user said no, or a usage status. */
+static int confirm_delete(struct admin *a, const struct name *names, size_t n, bool sub)
 {
 	char answer[16];
 
@@ -929,7 +1018,9 @@ static int confirm_delete(struct admin *a, struct name *names, size_t n)
 	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
 		return hs_cli_fail(&a->cli, EX_USAGE, "refusing to delete without -f "
 				   "(stdin is not a terminal to ask)");
-	if (n == 1)
+	if (sub)
+		fprintf(stderr, "delete %zu subscription(s) and their checkpoints? [y/N] ", n);
+	else if (n == 1)
 		fprintf(stderr, "delete stream '%.*s' and all its records? [y/N] ",
 			names[0].len, names[0].p);
 	else
@@ -950,14 +1041,12 @@ static int cmd_delete(struct admin *a, int argc, char **argv)
 	st = names_from_argv(a, argv, argc, &names);
 	if (st)
 		return st;
-	st = confirm_delete(a, names, (size_t)argc);
-	if (!st)
-		st = connect_server(a, false);
-	if (!st)
-		st = pipeline(a, HS_MSG_STREAM_DELETE, HS_MSG_STATUSES, names, (size_t)argc,
-			      WINDOW, on_deleted);
-	free(names);
-	return finish(a, st);
+	st = confirm_delete(a, names, (size_t)argc, false);
+	if (st) {
+		free(names);
+		return st;
+	}
+	return send_names(a, names, (size_t)argc, HS_MSG_STREAM_DELETE, WINDOW, on_statuses);
 }
 
 static int cmd_trim(struct admin *a, int argc, char **argv)
@@ -977,15 +1066,7 @@ static int cmd_trim(struct admin *a, int argc, char **argv)
 	st = names_from_argv(a, argv, argc, &names);
 	if (st)
 		return st;
-	st = connect_server(a, false);
-	if (!st)
-		st = pipeline(a, HS_MSG_STREAM_TRIM, HS_MSG_STATUSES, names, (size_t)argc,
-			      WINDOW, on_trimmed);
-	if (!st && a->nredo && !(st = follow_redirect(a)))
-		st = pipeline(a, HS_MSG_STREAM_TRIM, HS_MSG_STATUSES, a->redo, a->nredo, WINDOW,
-			      on_trimmed);
-	free(names);
-	return finish(a, st);
+	return send_names(a, names, (size_t)argc, HS_MSG_STREAM_TRIM, WINDOW, on_statuses);
 }
 
 static int cmd_info_exists(struct admin *a, int argc, char **argv, bool exists)
@@ -999,15 +1080,8 @@ static int cmd_info_exists(struct admin *a, int argc, char **argv, bool exists)
 	st = names_from_argv(a, argv, argc, &names);
 	if (st)
 		return st;
-	st = connect_server(a, false);
-	if (!st)
-		st = pipeline(a, HS_MSG_STREAM_INFO, HS_MSG_STREAMS, names, (size_t)argc,
-			      exists ? WINDOW : 1, exists ? on_exists : on_info);
-	if (!st && a->nredo && !(st = follow_redirect(a)))
-		st = pipeline(a, HS_MSG_STREAM_INFO, HS_MSG_STREAMS, a->redo, a->nredo,
-			      exists ? WINDOW : 1, exists ? on_exists : on_info);
-	free(names);
-	return finish(a, st);
+	return send_names(a, names, (size_t)argc, HS_MSG_STREAM_INFO, exists ? WINDOW : 1,
+			  exists ? on_exists : on_info);
 }
 
 static int cmd_info(struct admin *a, int argc, char **argv)
@@ -1081,7 +1155,6 @@ static int cmd_list(struct admin *a, int argc, char **argv)
 	char cursor[HS_NAME_MAX + 1] = "";
 	struct row *rows = NULL;
 	size_t nrows = 0, caprows = 0;
-	struct hs_list_req req;
 	struct hs_frame f;
 	struct hs_clist l;
 	struct hs_streams_ent e;
@@ -1098,22 +1171,9 @@ static int cmd_list(struct admin *a, int argc, char **argv)
 	if (st)
 		return st;
 	for (;;) {
-		uint64_t id = hs_client_next_id();
-
-		memset(&req, 0, sizeof(req));
-		req.flags = (json || tab) ? HS_LIST_INFO : 0;
-		req.filter = a->prefix;
-		req.filter_len = (uint8_t)plen;
-		req.cursor = cursor;
-		req.cursor_len = (uint8_t)strlen(cursor);
-		hs_msg_stream_list_enc(&a->req, id, &req);
-		st = call(a, id, HS_MSG_STREAMS, &f);
+		st = list_page(a, HS_MSG_STREAM_LIST, json || tab, a->prefix, plen, cursor, &f, &l);
 		if (st)
 			goto out;
-		if (hs_msg_clist_dec(f.type, f.body, f.body_len, &l) < 0) {
-			st = hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad STREAMS");
-			goto out;
-		}
 		while (hs_streams_next(&l, &e) == 1) {
 			/* The cursor moves over every entry, shown or not. */
 			memcpy(cursor, e.stream, e.stream_len);
@@ -1154,32 +1214,6 @@ out:
 
 /* ---- subscriptions ------------------------------------------------------ */
 
-static void sub_fail(struct admin *a, const char *name, size_t len, int status)
-{
-	int st = hs_exit_status(status);
-
-	if (keep_redo(a, name, len, status))
-		return;
-	if (!a->first_err)
-		a->first_err = st;
-	if (a->nfailed++ >= FAIL_SHOWN)
-		return;
-	if (status == -HS_ENOENT)
-		hs_cli_fail(&a->cli, st, "no such subscription '%.*s'", (int)len, name);
-	else if (status == -HS_EEXIST)
-		hs_cli_fail(&a->cli, st, "subscription '%.*s' already exists", (int)len, name);
-	else if (status == -HS_ENOSTREAM)
-		hs_cli_fail(&a->cli, st, "subscription '%.*s': no such stream '%s'", (int)len,
-			    name, a->stats_prefix ? a->stats_prefix : "?");
-	else if (status == -HS_EUSAGE)
-		hs_cli_fail(&a->cli, EX_USAGE, "subscription '%.*s': position not accepted "
-			    "(@time positions are not supported for subscriptions yet)", (int)len,
-			    name);
-	else
-		hs_cli_fail(&a->cli, st, "subscription '%.*s': %s", (int)len, name,
-			    hs_strerror(status));
-}
-
 static void sub_info_json(struct hs_buf *b, const char *name, size_t len,
 			  const struct hs_sub_info *in)
 {
@@ -1208,53 +1242,6 @@ static void sub_info_text(struct hs_buf *b, const char *name, size_t len,
 	hs_buf_printf(b, "\nunacked       %u\nconsumers     %u\n", in->unacked, in->consumers);
 }
 
-/* Send one list request (names, built by begin/add) and check the reply. */
-static int sub_call(struct admin *a, uint16_t type, const struct name *names, size_t n,
-		    struct hs_frame *f, struct hs_clist *l)
-{
-	uint64_t id = hs_client_next_id();
-	struct hs_msg_wr w;
-	uint16_t want = type == HS_MSG_SUB_INFO ? HS_MSG_SUBS : HS_MSG_STATUSES;
-	int st;
-
-	switch (type) {
-	case HS_MSG_SUB_CREATE:
-		hs_msg_sub_create_begin(&w, &a->req, id);
-		break;
-	case HS_MSG_SUB_DELETE:
-		hs_msg_sub_delete_begin(&w, &a->req, id);
-		break;
-	default:
-		hs_msg_sub_info_begin(&w, &a->req, id);
-		break;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (type == HS_MSG_SUB_CREATE) {
-			struct hs_subcreate_ent e = {
-				.sub = names[i].p,
-				.sub_len = names[i].len,
-				.stream = a->stats_prefix,
-				.stream_len = (uint8_t)strlen(a->stats_prefix),
-				.from = a->sub_from,
-				.ack_timeout_ms = a->ack_timeout_ms,
-				.max_unacked = a->max_unacked,
-			};
-
-			hs_msg_sub_create_add(&w, &e);
-		} else {
-			hs_msg_name_add(&w, names[i].p, names[i].len);
-		}
-	}
-	hs_msg_wr_end(&w);
-	st = call(a, id, want, f);
-	if (st)
-		return st;
-	if (hs_msg_clist_dec(f->type, f->body, f->body_len, l) < 0 || l->n != n)
-		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad %s",
-				   hs_msg_name(f->type));
-	return 0;
-}
-
 static int sub_names(struct admin *a, int argc, char **argv, const char *verb,
 		     struct name **names)
 {
@@ -1265,12 +1252,28 @@ static int sub_names(struct admin *a, int argc, char **argv, const char *verb,
 	return names_from_argv(a, argv, argc, names);
 }
 
+static int on_sub_info(struct admin *a, struct hs_clist *l, const struct name *names, size_t n)
+{
+	struct hs_subs_ent e;
+
+	for (size_t i = 0; i < n && hs_subs_next(l, &e) == 1; i++) {
+		if (e.status < 0 || !e.has_info) {
+			entry_fail(a, names[i].p, names[i].len, e.status < 0 ? e.status : -HS_EPROTO);
+			continue;
+		}
+		if (a->flags & F_JSON) {
+			sub_info_json(&a->out, e.sub, e.sub_len, &e.info);
+		} else {
+			info_sep(a);
+			sub_info_text(&a->out, e.sub, e.sub_len, &e.info);
+		}
+	}
+	return out_flush(a);
+}
+
 static int cmd_sub_create(struct admin *a, int argc, char **argv)
 {
 	struct name *names;
-	struct hs_frame f;
-	struct hs_clist l;
-	struct hs_status_ent e;
 	int st;
 
 	if (!a->stats_prefix)
@@ -1279,95 +1282,33 @@ static int cmd_sub_create(struct admin *a, int argc, char **argv)
 		return st;
 	if ((st = sub_names(a, argc, argv, "create", &names)))
 		return st;
-	st = connect_server(a, false);
-	for (int pass = 0; !st && pass < 2; pass++) {
-		/* The second pass sends the entries redirected in the first. */
-		const struct name *nm = pass ? a->redo : names;
-		size_t n = pass ? a->nredo : (size_t)argc;
-
-		if (pass && (!n || (st = follow_redirect(a))))
-			break;
-		st = sub_call(a, HS_MSG_SUB_CREATE, nm, n, &f, &l);
-		for (size_t i = 0; !st && i < n && hs_statuses_next(&l, &e) == 1; i++) {
-			char s[HS_POS_FMT_MAX];
-
-			if (e.status < 0) {
-				sub_fail(a, nm[i].p, nm[i].len, e.status);
-				continue;
-			}
-			hs_lsn_fmt(s, sizeof(s), e.value);
-			hs_info("created subscription '%.*s' at %s", nm[i].len, nm[i].p, s);
-		}
-	}
-	free(names);
-	return finish(a, st);
+	return send_names(a, names, (size_t)argc, HS_MSG_SUB_CREATE, WINDOW, on_statuses);
 }
 
 static int cmd_sub_delete(struct admin *a, int argc, char **argv)
 {
 	struct name *names;
-	struct hs_frame f;
-	struct hs_clist l;
-	struct hs_status_ent e;
-	char answer[16];
 	int st;
 
 	if ((st = sub_names(a, argc, argv, "delete", &names)))
 		return st;
-	if (!(a->flags & F_FORCE)) {
-		if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
-			free(names);
-			return hs_cli_fail(&a->cli, EX_USAGE, "refusing to delete without -f "
-					   "(stdin is not a terminal to ask)");
-		}
-		fprintf(stderr, "delete %d subscription(s) and their checkpoints? [y/N] ", argc);
-		if (!fgets(answer, sizeof(answer), stdin) ||
-		    (strcmp(answer, "y\n") && strcmp(answer, "yes\n"))) {
-			free(names);
-			return 1;
-		}
+	st = confirm_delete(a, names, (size_t)argc, true);
+	if (st) {
+		free(names);
+		return st;
 	}
-	st = connect_server(a, false);
-	if (!st)
-		st = sub_call(a, HS_MSG_SUB_DELETE, names, (size_t)argc, &f, &l);
-	for (size_t i = 0; !st && i < (size_t)argc && hs_statuses_next(&l, &e) == 1; i++)
-		if (e.status < 0)
-			sub_fail(a, names[i].p, names[i].len, e.status);
-	free(names);
-	return finish(a, st);
+	return send_names(a, names, (size_t)argc, HS_MSG_SUB_DELETE, WINDOW, on_statuses);
 }
 
 static int cmd_sub_info(struct admin *a, int argc, char **argv)
 {
 	struct name *names;
-	struct hs_frame f;
-	struct hs_clist l;
-	struct hs_subs_ent e;
 	int st;
 
 	if ((st = sub_names(a, argc, argv, "info", &names)))
 		return st;
-	st = connect_server(a, false);
-	if (!st)
-		st = sub_call(a, HS_MSG_SUB_INFO, names, (size_t)argc, &f, &l);
-	for (size_t i = 0; !st && i < (size_t)argc && hs_subs_next(&l, &e) == 1; i++) {
-		if (e.status < 0 || !e.has_info) {
-			sub_fail(a, names[i].p, names[i].len, e.status < 0 ? e.status : -HS_EPROTO);
-			continue;
-		}
-		if (a->flags & F_JSON) {
-			sub_info_json(&a->out, e.sub, e.sub_len, &e.info);
-		} else {
-			if (a->printed)
-				hs_buf_appendc(&a->out, '\n');
-			a->printed = true;
-			sub_info_text(&a->out, e.sub, e.sub_len, &e.info);
-		}
-	}
-	if (!st)
-		st = out_flush(a);
-	free(names);
-	return finish(a, st);
+	/* A window of 1: the output follows the input order. */
+	return send_names(a, names, (size_t)argc, HS_MSG_SUB_INFO, 1, on_sub_info);
 }
 
 static int cmd_sub_list(struct admin *a, int argc, char **argv)
@@ -1375,7 +1316,6 @@ static int cmd_sub_list(struct admin *a, int argc, char **argv)
 	bool json = a->flags & F_JSON;
 	bool tab = !json && !(a->flags & F_NAMES) && isatty(STDOUT_FILENO);
 	char cursor[HS_NAME_MAX + 1] = "";
-	struct hs_list_req req;
 	struct hs_frame f;
 	struct hs_clist l;
 	struct hs_subs_ent e;
@@ -1395,20 +1335,10 @@ static int cmd_sub_list(struct admin *a, int argc, char **argv)
 		hs_buf_printf(&a->out, "%-24s  %-24s  %-14s  %s\n", "NAME", "STREAM", "CHECKPOINT",
 			      "CONSUMERS");
 	for (;;) {
-		uint64_t id = hs_client_next_id();
-
-		memset(&req, 0, sizeof(req));
-		req.flags = (json || tab) ? HS_LIST_INFO : 0;
-		req.filter = a->stats_prefix;
-		req.filter_len = (uint8_t)slen;
-		req.cursor = cursor;
-		req.cursor_len = (uint8_t)strlen(cursor);
-		hs_msg_sub_list_enc(&a->req, id, &req);
-		st = call(a, id, HS_MSG_SUBS, &f);
+		st = list_page(a, HS_MSG_SUB_LIST, json || tab, a->stats_prefix, slen, cursor, &f,
+			       &l);
 		if (st)
 			return st;
-		if (hs_msg_clist_dec(f.type, f.body, f.body_len, &l) < 0)
-			return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad SUBS");
 		while (hs_subs_next(&l, &e) == 1) {
 			memcpy(cursor, e.sub, e.sub_len);
 			cursor[e.sub_len] = 0;
@@ -1615,12 +1545,7 @@ static int status_once(struct admin *a, struct hs_frame *f, struct hs_clist *l, 
 	if (st)
 		return st;
 	hs_msg_cluster_status_enc(&a->req, id);
-	st = call(a, id, HS_MSG_CLUSTER_STATUSREPLY, f);
-	if (st)
-		return st;
-	if (hs_msg_clist_dec(f->type, f->body, f->body_len, l) < 0)
-		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad CLUSTER_STATUSREPLY");
-	return 0;
+	return call_list(a, id, HS_MSG_CLUSTER_STATUSREPLY, f, l);
 }
 
 static int cmd_status(struct admin *a, int argc, char **argv)
@@ -1704,11 +1629,9 @@ static int cmd_stats(struct admin *a, int argc, char **argv)
 	if (st)
 		return st;
 	hs_msg_admin_stats_enc(&a->req, id, &req);
-	st = call(a, id, HS_MSG_ADMIN_STATSREPLY, &f);
+	st = call_list(a, id, HS_MSG_ADMIN_STATSREPLY, &f, &l);
 	if (st)
 		return st;
-	if (hs_msg_clist_dec(f.type, f.body, f.body_len, &l) < 0)
-		return hs_cli_fail(&a->cli, EX_PROTOCOL, "protocol error: bad ADMIN_STATSREPLY");
 	/* JSON: one object per run of entries with the same scope. */
 	while (hs_kv_next(&l, &e) == 1) {
 		if (!json) {
@@ -1836,11 +1759,8 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 			a->flags |= F_OFFLOAD_SIZE;
 			break;
 		case OPT_DURABILITY:
-			if (hs_durability_parse(optarg) < 0)
-				return hs_cli_usage_error(
-					c, "invalid --durability '%s' (use sync, async or memory)",
-					optarg);
-			a->attrs.durability = (uint8_t)hs_durability_parse(optarg);
+			if ((status = hs_cli_durability(c, optarg, &a->attrs.durability)))
+				return status;
 			a->attrs.mask |= HS_ATTR_DURABILITY;
 			a->flags |= F_DURABILITY;
 			break;

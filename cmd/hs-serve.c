@@ -843,11 +843,8 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 			sv->replication = (uint8_t)v;
 			break;
 		case OPT_DURABILITY:
-			if (hs_durability_parse(optarg) < 0)
-				return hs_cli_usage_error(
-					c, "invalid --durability '%s' (use sync, async or memory)",
-					optarg);
-			sv->durability = (uint8_t)hs_durability_parse(optarg);
+			if ((status = hs_cli_durability(c, optarg, &sv->durability)))
+				return status;
 			break;
 		case OPT_READY:
 			sv->ready_file = optarg;

@@ -146,6 +146,17 @@ int hs_cli_count(struct hs_cli *c, const char *flag, const char *arg, uint64_t *
 	return 0;
 }
 
+int hs_cli_durability(struct hs_cli *c, const char *arg, uint8_t *out)
+{
+	int d = hs_durability_parse(arg);
+
+	if (d < 0)
+		return hs_cli_usage_error(c, "invalid --durability '%s' (use sync, async or memory)",
+					  arg);
+	*out = (uint8_t)d;
+	return 0;
+}
+
 int hs_cli_check_name(struct hs_cli *c, const char *where, const char *what, const char *name,
 		      size_t len)
 {

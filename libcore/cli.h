@@ -70,6 +70,10 @@ int hs_cli_fail(struct hs_cli *c, int status, const char *fmt, ...)
  * with *out set, or prints a usage error and returns 64. */
 int hs_cli_count(struct hs_cli *c, const char *flag, const char *arg, uint64_t *out);
 
+/* Parse the value of --durability (hs_durability_parse).  Returns 0 with
+ * *out set, or prints a usage error and returns 64. */
+int hs_cli_durability(struct hs_cli *c, const char *arg, uint8_t *out);
+
 /* The rule of hs_stream_name_valid(), as users are told it. */
 #define HS_NAME_RULE "1-255 of A-Z a-z 0-9 . _ -, not starting with '_'"
 

@@ -164,6 +164,73 @@ void hs_serve_list_end(struct serve *sv, struct creq *rq)
 		hs_serve_creq_reply(sv, rq);
 }
 
+/*
+ * STREAM_INFO and SUB_INFO build their one reply (STREAMS, SUBS) once every
+ * entry is settled: a gather holds the request and its n entries (esize
+ * bytes each, zeroed), on one of the connection's lists (list) until it
+ * replies; hs_serve_admin_detach() sets cc to NULL when the connection
+ * closes first, and the reply is dropped.
+ */
+struct gather;
+typedef void (*reply_fn)(struct serve *sv, struct gather *g, struct hs_buf *out);
+
+struct gather {
+	struct serve *sv;
+	struct cconn *cc;
+	uint64_t id;
+	uint32_t n, left;
+	void *e;
+	reply_fn reply;
+	LIST_ENTRY(gather) link;
+};
+
+/* Decode f, a list request of type, and start its gather, held once more
+ * until the caller's gather_settle() as hs_serve_list_begin() is; *l
+ * borrows f's body.  NULL when malformed (cc is closed with malformed). */
+static struct gather *gather_new(struct serve *sv, struct cconn *cc, struct gathers *list,
+				 const struct hs_frame *f, uint16_t type, const char *malformed,
+				 size_t esize, reply_fn reply, struct hs_clist *l)
+{
+	struct gather *g;
+
+	if (hs_msg_clist_dec(type, f->body, f->body_len, l) < 0) {
+		hs_serve_proto_close(cc, malformed);
+		return NULL;
+	}
+	g = hs_xcalloc(1, sizeof(*g));
+	g->sv = sv;
+	g->cc = cc;
+	g->id = f->id;
+	g->n = l->n;
+	g->left = l->n + 1;
+	g->e = hs_xcalloc(l->n ? l->n : 1, esize);
+	g->reply = reply;
+	LIST_INSERT_HEAD(list, g, link);
+	return g;
+}
+
+/* An entry of g (or the caller's hold) is settled: after the last, reply
+ * (unless the connection is gone) and free g. */
+static void gather_settle(struct gather *g)
+{
+	if (--g->left)
+		return;
+	if (g->cc)
+		LIST_REMOVE(g, link);
+	if (g->cc && !hs_conn_closing(g->cc->c))
+		g->reply(g->sv, g, hs_conn_out(g->cc->c));
+	free(g->e);
+	free(g);
+}
+
+void hs_serve_redirect_note(struct hs_redirects *r, int status, const char *addr)
+{
+	if (status != -HS_EREDIRECT || !addr || !addr[0] || !strcmp(addr, r->last))
+		return;
+	hs_msg_result_encf(r->out, r->id, -HS_EREDIRECT, "%s", addr);
+	r->last = addr;
+}
+
 /* A list of names, each one register change: names too long for a key
  * settle with too_long; every other gets a zeroed context of ctx_size
  * (struct ent first) and the change of key(name) with fn and done. */
@@ -190,40 +257,98 @@ static void for_each_name(struct serve *sv, struct cconn *cc, const struct hs_fr
 
 /* ---- stream admin ------------------------------------------------------- */
 
+int hs_serve_srec_live(const uint8_t *p, size_t len, struct hs_srec *r)
+{
+	int rc = hs_srec_dec(p, len, r);
+
+	return rc == 1 && (r->flags & HS_SREC_DELETED) ? 0 : rc;
+}
+
+int hs_serve_urec_live(const uint8_t *p, size_t len, struct hs_urec *r)
+{
+	int rc = hs_urec_dec(p, len, r);
+
+	return rc == 1 && (r->flags & HS_UREC_DELETED) ? 0 : rc;
+}
+
+/*
+ * STREAM_TRIM and SUB_CREATE resolve a position on their stream once it is
+ * active here (POSITIONS): wait for the stream, resolve pos on it, then
+ * done(sv, e, s, lsn) with the stream (active, held during the call).  A
+ * stream that died meanwhile is waited for again, at most ADM_REWAITS
+ * times.  A failure settles the entry e (which holds the struct resolve).
+ */
+typedef void (*resolved_fn)(struct serve *sv, struct ent *e, struct sstream *s, uint64_t lsn);
+
+struct resolve {
+	struct ent *e;
+	struct wait w;
+	struct hs_pos pos;
+	const char *stream;       /* the stream's name, in e's allocation */
+	uint8_t slen;
+	struct sstream *s;        /* the stream pos is resolved on */
+	int rewaits;
+	resolved_fn done;
+};
+
+static void resolved(struct serve *sv, void *arg, int status, uint64_t lsn)
+{
+	struct resolve *r = arg;
+
+	if (status < 0)
+		ent_settle(r->e, status, 0);
+	else if (r->s->state == S_ACTIVE)
+		r->done(sv, r->e, r->s, lsn);
+	else if (r->rewaits++ >= ADM_REWAITS)
+		ent_settle(r->e, -HS_EUNAVAIL, 0);
+	else /* died meanwhile: it answers for what it is now */
+		hs_serve_stream_wait(sv, r->stream, r->slen, 0, NULL, &r->w);
+}
+
+static void resolve_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
+{
+	struct resolve *r = (struct resolve *)((char *)w - offsetof(struct resolve, w));
+
+	if (status < 0) {
+		ent_settle_wait(r->e, s, status);
+		return;
+	}
+	r->s = s;
+	hs_serve_resolve_async(sv, s, &r->pos, resolved, r);
+}
+
+/* Start r (in e's allocation) for the stream named stream[0..slen), also
+ * in e's allocation. */
+static void resolve_start(struct serve *sv, struct ent *e, struct resolve *r, const char *stream,
+			  size_t slen, const struct hs_pos *pos, resolved_fn done)
+{
+	r->e = e;
+	r->stream = stream;
+	r->slen = (uint8_t)slen;
+	r->pos = *pos;
+	r->done = done;
+	r->w.fn = resolve_ready;
+	hs_serve_stream_wait(sv, stream, slen, 0, NULL, &r->w);
+}
+
 struct adm {
 	struct ent e;             /* first (struct ent) */
 	uint64_t log;             /* new or existing log id */
 	struct hs_stream_attrs attrs;
-	struct wait w;            /* trim, info */
-	struct hs_pos pos;
-	struct sstream *s;        /* trim: the stream its position is resolved on */
-	int rewaits;
+	struct wait w;            /* info */
+	struct resolve r;         /* trim */
 };
-
-/* The stream s, on which an entry's position was resolved, died meanwhile:
- * queue w on the stream named name (nlen bytes) again, which answers for
- * what it is now, unless *rewaits ran out (then settle e with
- * -HS_EUNAVAIL and free it). */
-static void adm_rewait(struct serve *sv, struct ent *e, struct wait *w, int *rewaits,
-		       const char *name, size_t nlen)
-{
-	if ((*rewaits)++ >= ADM_REWAITS) {
-		ent_settle(e, -HS_EUNAVAIL, 0);
-		return;
-	}
-	hs_serve_stream_wait(sv, name, nlen, 0, NULL, w);
-}
 
 static int fn_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 		     struct hs_buf *out)
 {
 	struct adm *a = arg;
 	struct hs_srec r;
-	int rc = hs_srec_dec(cur, len, &r);
+	int rc = hs_serve_srec_live(cur, len, &r);
 
 	if (rc < 0)
 		return rc;
-	if (rc == 1 && !(r.flags & HS_SREC_DELETED)) {
+	if (rc) {
 		a->log = r.log;
 		return -HS_EEXIST;
 	}
@@ -336,12 +461,10 @@ static int fn_delete(void *arg, const uint8_t *cur, size_t len, uint64_t version
 {
 	struct adm *a = arg;
 	struct hs_srec r;
-	int rc = hs_srec_dec(cur, len, &r);
+	int rc = hs_serve_srec_live(cur, len, &r);
 
-	if (rc < 0)
-		return rc;
-	if (rc == 0 || (r.flags & HS_SREC_DELETED))
-		return -HS_ENOSTREAM;
+	if (rc <= 0)
+		return rc ? rc : -HS_ENOSTREAM;
 	a->log = r.log;
 	r.flags |= HS_SREC_DELETED;
 	hs_srec_enc(&r, out);
@@ -469,57 +592,33 @@ out:
 	hs_man_free(&m);
 }
 
-/* STREAM_INFO: one STREAMS reply for the whole request, built when every
- * entry is settled. */
-struct inforeq {
-	struct serve *sv;
-	struct cconn *cc;
-	uint64_t id;
-	uint32_t n, left;
-	struct infoent {
-		struct adm a;
-		int32_t status;
-		const char *redirect; /* -HS_EREDIRECT: the address (sv->owners) */
-		struct hs_stream_info info;
-	} *e;
-	LIST_ENTRY(inforeq) link;
+/* STREAM_INFO: one STREAMS reply for the whole request (a gather). */
+struct infoent {
+	struct adm a;             /* a.e.rq: the gather */
+	int32_t status;
+	const char *redirect;     /* -HS_EREDIRECT: the address (sv->owners) */
+	struct hs_stream_info info;
 };
 
-static void inforeq_done(struct serve *sv, struct inforeq *q)
+static void info_reply(struct serve *sv, struct gather *g, struct hs_buf *out)
 {
-	if (q->cc)
-		LIST_REMOVE(q, link);
-	if (q->cc && !hs_conn_closing(q->cc->c)) {
-		struct hs_msg_wr w;
-		const char *last = "";
+	struct infoent *e = g->e;
+	struct hs_redirects rd = { out, g->id, "" };
+	struct hs_msg_wr w;
 
-		/* Redirects first, as hs_serve_creq_reply() does for STATUSES:
-		 * one RESULT per address, in entry order. */
-		for (uint32_t i = 0; i < q->n; i++) {
-			const char *ra = q->e[i].redirect;
-
-			if (q->e[i].status != -HS_EREDIRECT || !ra || !ra[0] || !strcmp(ra, last))
-				continue;
-			hs_msg_result_encf(hs_conn_out(q->cc->c), q->id, -HS_EREDIRECT, "%s", ra);
-			last = ra;
-		}
-		hs_msg_streams_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
-		for (uint32_t i = 0; i < q->n; i++)
-			hs_msg_streams_add(&w, q->e[i].status, q->e[i].a.e.name, q->e[i].a.e.nlen,
-					   q->e[i].status ? NULL : &q->e[i].info);
-		hs_msg_wr_end(&w);
-	}
-	free(q->e);
-	free(q);
+	for (uint32_t i = 0; i < g->n; i++)
+		hs_serve_redirect_note(&rd, e[i].status, e[i].redirect);
+	hs_msg_streams_begin(&w, out, g->id, 0);
+	for (uint32_t i = 0; i < g->n; i++)
+		hs_msg_streams_add(&w, e[i].status, e[i].a.e.name, e[i].a.e.nlen,
+				   e[i].status ? NULL : &e[i].info);
+	hs_msg_wr_end(&w);
 }
 
-static void infoent_settle(struct serve *sv, struct infoent *ie, int status)
+static void infoent_settle(struct infoent *ie, int status)
 {
-	struct inforeq *q = (struct inforeq *)ie->a.e.rq;
-
 	ie->status = status;
-	if (--q->left == 0)
-		inforeq_done(sv, q);
+	gather_settle((struct gather *)ie->a.e.rq);
 }
 
 static int fn_man_read(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -537,7 +636,7 @@ static void info_man_done(void *arg, int status, const uint8_t *val, size_t len,
 		return; /* the server is closing: nothing is sent */
 	if (status == 0)
 		tier_fill(&ie->info, val, len);
-	infoent_settle(ie->a.e.sv, ie, status);
+	infoent_settle(ie, status);
 }
 
 /* Active: the figures in memory, then the manifest register "t/<log>"
@@ -552,48 +651,39 @@ static void info_ready(struct serve *sv, struct sstream *s, struct wait *w, int 
 	if (status < 0) {
 		if (status == -HS_EREDIRECT)
 			ie->redirect = hs_serve_redirect_addr(s);
-		infoent_settle(sv, ie, status);
+		infoent_settle(ie, status);
 		return;
 	}
 	fill_info(s, &ie->info);
 	if (hs_serve_reg_change(sv, key, hs_man_key(key, s->rec.log), fn_man_read, info_man_done,
 				ie) < 0)
-		infoent_settle(sv, ie, -HS_EINTERNAL);
+		infoent_settle(ie, -HS_EINTERNAL);
 }
 
 void hs_serve_on_info(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_clist l;
 	struct hs_name_ent e;
-	struct inforeq *q;
-	uint32_t i = 0;
+	struct gather *g = gather_new(sv, cc, &cc->infos, f, HS_MSG_STREAM_INFO,
+				      "malformed STREAM_INFO body", sizeof(struct infoent),
+				      info_reply, &l);
+	struct infoent *ie;
 
-	if (hs_msg_clist_dec(HS_MSG_STREAM_INFO, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed STREAM_INFO body");
+	if (!g)
 		return;
-	}
-	q = hs_xcalloc(1, sizeof(*q));
-	q->sv = sv;
-	q->cc = cc; /* on_closed sets it to NULL */
-	LIST_INSERT_HEAD(&cc->infos, q, link);
-	q->id = f->id;
-	q->n = l.n;
-	q->left = l.n + 1;
-	q->e = hs_xcalloc(l.n ? l.n : 1, sizeof(*q->e));
-	for (; hs_name_next(&l, &e) == 1; i++) {
-		struct adm *a = &q->e[i].a;
+	ie = g->e;
+	for (uint32_t i = 0; hs_name_next(&l, &e) == 1; i++) {
+		struct adm *a = &ie[i].a;
 
-		ent_init(&a->e, sv, (struct creq *)q, i, e.name, e.name_len);
+		ent_init(&a->e, sv, (struct creq *)g, i, e.name, e.name_len);
 		a->w.fn = info_ready;
 		if (e.name_len > HS_META_NAME_MAX) {
-			q->e[i].status = -HS_ENOSTREAM;
-			q->left--;
+			infoent_settle(&ie[i], -HS_ENOSTREAM);
 			continue;
 		}
 		hs_serve_stream_wait(sv, e.name, e.name_len, 0, NULL, &a->w);
 	}
-	if (--q->left == 0)
-		inforeq_done(sv, q);
+	gather_settle(g);
 }
 
 static int fn_trim(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -638,23 +728,13 @@ static void trim_done(void *arg, int status, const uint8_t *val, size_t len, uin
 	}
 }
 
-/* The trim position is resolved (hs_serve_resolve_async): trim below it. */
-static void trim_resolved(struct serve *sv, void *arg, int status, uint64_t before)
+/* The trim position is resolved (struct resolve): trim below it. */
+static void trim_resolved(struct serve *sv, struct ent *e, struct sstream *s, uint64_t before)
 {
-	struct adm *a = arg;
-	struct sstream *s = a->s;
+	struct adm *a = (struct adm *)e;
 	uint8_t key[16];
-	uint64_t t;
+	uint64_t t = before ? before - 1 : 0;
 
-	if (status < 0) {
-		ent_settle(&a->e, status, 0);
-		return;
-	}
-	if (s->state != S_ACTIVE) {
-		adm_rewait(sv, &a->e, &a->w, &a->rewaits, a->e.name, a->e.nlen);
-		return;
-	}
-	t = before ? before - 1 : 0;
 	/* Never past what was written: the tail is the limit. */
 	if (t >= hs_serve_stream_tail(s))
 		t = hs_serve_stream_tail(s) - 1;
@@ -667,18 +747,6 @@ static void trim_resolved(struct serve *sv, void *arg, int status, uint64_t befo
 	if (hs_serve_reg_change(sv, key, hs_meta_lkey(key, s->rec.log), fn_trim, trim_done, a) <
 	    0)
 		ent_settle(&a->e, -HS_EINTERNAL, 0);
-}
-
-static void trim_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
-{
-	struct adm *a = (struct adm *)((char *)w - offsetof(struct adm, w));
-
-	if (status < 0) {
-		ent_settle_wait(&a->e, s, status);
-		return;
-	}
-	a->s = s;
-	hs_serve_resolve_async(sv, s, &a->pos, trim_resolved, a);
 }
 
 void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
@@ -698,20 +766,15 @@ void hs_serve_on_trim(struct serve *sv, struct cconn *cc, const struct hs_frame 
 			continue;
 		}
 		a = ent_new(sv, rq, i, e.stream, e.stream_len, sizeof(*a));
-		a->pos = e.before;
-		a->w.fn = trim_ready;
-		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
+		resolve_start(sv, &a->e, &a->r, a->e.name, a->e.nlen, &e.before, trim_resolved);
 	}
 	hs_serve_list_end(sv, rq);
 }
 
 struct subadm {
 	struct ent e;             /* first (struct ent) */
-	struct wait w;            /* the stream wait */
-	struct hs_pos from;
+	struct resolve r;         /* create: the start on the stream */
 	struct hs_urec rec;       /* what to write */
-	struct sstream *s;        /* the stream from is resolved on */
-	int rewaits;
 };
 
 static int fn_sub_create(void *arg, const uint8_t *cur, size_t len, uint64_t version,
@@ -719,11 +782,11 @@ static int fn_sub_create(void *arg, const uint8_t *cur, size_t len, uint64_t ver
 {
 	struct subadm *a = arg;
 	struct hs_urec r;
-	int rc = hs_urec_dec(cur, len, &r);
+	int rc = hs_serve_urec_live(cur, len, &r);
 
 	if (rc < 0)
 		return rc;
-	if (rc == 1 && !(r.flags & HS_UREC_DELETED))
+	if (rc)
 		return -HS_EEXIST;
 	hs_urec_enc(&a->rec, out);
 	return 0;
@@ -738,39 +801,17 @@ static void subcreate_done(void *arg, int status, const uint8_t *val, size_t len
 		ent_settle(&a->e, status, status ? 0 : a->rec.checkpoint);
 }
 
-/* The start is resolved (hs_serve_resolve_async): create u/<sub> there. */
-static void subcreate_resolved(struct serve *sv, void *arg, int status, uint64_t lsn)
+/* The start is resolved (struct resolve): create u/<sub> there. */
+static void subcreate_resolved(struct serve *sv, struct ent *e, struct sstream *s, uint64_t lsn)
 {
-	struct subadm *a = arg;
-	struct sstream *s = a->s;
+	struct subadm *a = (struct subadm *)e;
 
-	if (status < 0) {
-		ent_settle(&a->e, status, 0);
-		return;
-	}
-	if (s->state != S_ACTIVE) {
-		adm_rewait(sv, &a->e, &a->w, &a->rewaits, a->rec.stream, a->rec.stream_len);
-		return;
-	}
 	a->rec.log = s->rec.log;
 	a->rec.checkpoint = lsn;
 	if (a->rec.checkpoint < HS_LSN(1, 1))
 		a->rec.checkpoint = HS_LSN(1, 1);
 	a->rec.created_ms = hs_wall_ms();
 	ent_change(&a->e, hs_serve_sub_key, fn_sub_create, subcreate_done, -HS_EINTERNAL);
-}
-
-static void subcreate_ready(struct serve *sv, struct sstream *s, struct wait *w, int status)
-{
-	struct subadm *a = (struct subadm *)((char *)w - offsetof(struct subadm, w));
-
-	if (status < 0) {
-		ent_settle_wait(&a->e, s, status);
-		return;
-	}
-	a->s = s;
-	/* HS_POS_NONE (no --from) is the tail. */
-	hs_serve_resolve_async(sv, s, &a->from, subcreate_resolved, a);
 }
 
 void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
@@ -792,13 +833,13 @@ void hs_serve_on_sub_create(struct serve *sv, struct cconn *cc, const struct hs_
 			continue;
 		}
 		a = ent_new(sv, rq, i, e.sub, e.sub_len, sizeof(*a));
-		a->from = e.from;
 		a->rec.ack_timeout_ms = e.ack_timeout_ms ? e.ack_timeout_ms : HS_SUB_ACK_TIMEOUT_DEFAULT;
 		a->rec.max_unacked = e.max_unacked ? e.max_unacked : HS_SUB_MAX_UNACKED_DEFAULT;
 		memcpy(a->rec.stream, e.stream, e.stream_len);
 		a->rec.stream_len = e.stream_len;
-		a->w.fn = subcreate_ready;
-		hs_serve_stream_wait(sv, e.stream, e.stream_len, 0, NULL, &a->w);
+		/* HS_POS_NONE (no --from) is the tail. */
+		resolve_start(sv, &a->e, &a->r, a->rec.stream, a->rec.stream_len, &e.from,
+			      subcreate_resolved);
 	}
 	hs_serve_list_end(sv, rq);
 }
@@ -807,12 +848,10 @@ static int fn_sub_delete(void *arg, const uint8_t *cur, size_t len, uint64_t ver
 			 struct hs_buf *out)
 {
 	struct hs_urec r;
-	int rc = hs_urec_dec(cur, len, &r);
+	int rc = hs_serve_urec_live(cur, len, &r);
 
-	if (rc < 0)
-		return rc;
-	if (rc == 0 || (r.flags & HS_UREC_DELETED))
-		return -HS_ENOENT;
+	if (rc <= 0)
+		return rc ? rc : -HS_ENOENT;
 	r.flags |= HS_UREC_DELETED;
 	hs_urec_enc(&r, out);
 	return 0;
@@ -873,93 +912,70 @@ static void sub_fill_info(struct serve *sv, const char *name, size_t n, const st
 	in->consumers = u->sess ? 1 : 0;
 }
 
-/* SUB_INFO: one SUBS reply once every lookup is back. */
-struct subreq {
-	struct serve *sv;
-	struct cconn *cc;         /* NULL once the connection closed */
-	uint64_t id;
-	uint32_t n, left;
-	struct subent {
-		struct subreq *q;
-		int32_t status;
-		struct hs_urec rec;
-		char name[HS_NAME_MAX + 1];
-		uint8_t nlen;
-	} *e;
-	LIST_ENTRY(subreq) link;
+/* SUB_INFO: one SUBS reply once every lookup is back (a gather). */
+struct subent {
+	struct gather *q;
+	int32_t status;
+	struct hs_urec rec;
+	char name[HS_NAME_MAX + 1];
+	uint8_t nlen;
 };
 
-static void subreq_done(struct serve *sv, struct subreq *q)
+static void subinfo_reply(struct serve *sv, struct gather *g, struct hs_buf *out)
 {
-	if (q->cc)
-		LIST_REMOVE(q, link);
-	if (q->cc && !hs_conn_closing(q->cc->c)) {
-		struct hs_msg_wr w;
+	struct subent *e = g->e;
+	struct hs_msg_wr w;
 
-		hs_msg_subs_begin(&w, hs_conn_out(q->cc->c), q->id, 0);
-		for (uint32_t i = 0; i < q->n; i++) {
-			struct subent *e = &q->e[i];
-			struct hs_sub_info in;
+	hs_msg_subs_begin(&w, out, g->id, 0);
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct hs_sub_info in;
 
-			if (!e->status)
-				sub_fill_info(sv, e->name, e->nlen, &e->rec, &in);
-			hs_msg_subs_add(&w, e->status, e->name, e->nlen, e->status ? NULL : &in);
-		}
-		hs_msg_wr_end(&w);
+		if (!e[i].status)
+			sub_fill_info(sv, e[i].name, e[i].nlen, &e[i].rec, &in);
+		hs_msg_subs_add(&w, e[i].status, e[i].name, e[i].nlen, e[i].status ? NULL : &in);
 	}
-	free(q->e);
-	free(q);
+	hs_msg_wr_end(&w);
 }
 
 static void subinfo_done(void *arg, int status, const uint8_t *val, size_t len, uint64_t version)
 {
 	struct subent *e = arg;
-	struct subreq *q = e->q;
 
 	if (status == -ECANCELED)
 		return;
 	if (status == 0 && hs_urec_dec(val, len, &e->rec) != 1)
 		status = -HS_EDATA;
 	e->status = status;
-	if (--q->left == 0)
-		subreq_done(q->sv, q);
+	gather_settle(e->q);
 }
 
 void hs_serve_on_sub_info(struct serve *sv, struct cconn *cc, const struct hs_frame *f)
 {
 	struct hs_clist l;
 	struct hs_name_ent ne;
-	struct subreq *q;
-	uint32_t i = 0;
+	struct gather *g = gather_new(sv, cc, &cc->subreqs, f, HS_MSG_SUB_INFO,
+				      "malformed SUB_INFO body", sizeof(struct subent),
+				      subinfo_reply, &l);
+	struct subent *se;
 
-	if (hs_msg_clist_dec(HS_MSG_SUB_INFO, f->body, f->body_len, &l) < 0) {
-		hs_serve_proto_close(cc, "malformed SUB_INFO body");
+	if (!g)
 		return;
-	}
-	q = hs_xcalloc(1, sizeof(*q));
-	q->sv = sv;
-	q->cc = cc;
-	LIST_INSERT_HEAD(&cc->subreqs, q, link);
-	q->id = f->id;
-	q->n = l.n;
-	q->left = l.n + 1;
-	q->e = hs_xcalloc(l.n ? l.n : 1, sizeof(*q->e));
-	for (; hs_name_next(&l, &ne) == 1; i++) {
-		struct subent *e = &q->e[i];
+	se = g->e;
+	for (uint32_t i = 0; hs_name_next(&l, &ne) == 1; i++) {
+		struct subent *e = &se[i];
 		uint8_t key[HS_REG_KEY_MAX + 2];
 
-		e->q = q;
+		e->q = g;
 		memcpy(e->name, ne.name, ne.name_len);
 		e->nlen = ne.name_len;
 		if (ne.name_len > HS_META_NAME_MAX ||
 		    hs_serve_reg_change(sv, key, hs_serve_sub_key(key, ne.name, ne.name_len),
 					hs_serve_fn_sub_exists, subinfo_done, e) < 0) {
 			e->status = -HS_ENOENT;
-			q->left--;
+			gather_settle(g);
 		}
 	}
-	if (--q->left == 0)
-		subreq_done(sv, q);
+	gather_settle(g);
 }
 
 /* ---- stream list (REG_LIST to every peer, merged) --------------------- */
@@ -1113,16 +1129,9 @@ static void on_listed(void *arg, int idx, const struct hs_frame *f)
 			memcpy(x->key, e.key, e.key_len);
 			x->klen = e.key_len;
 			x->b = e.accepted;
-			if (q->type == HS_MSG_SUB_LIST)
-				x->ok = e.key_len > 2 &&
-					hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
-					hs_urec_dec(d, dl, &x->urec) == 1 &&
-					!(x->urec.flags & HS_UREC_DELETED);
-			else
-				x->ok = e.key_len > 2 &&
-					hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
-					hs_srec_dec(d, dl, &x->rec) == 1 &&
-					!(x->rec.flags & HS_SREC_DELETED);
+			x->ok = e.key_len > 2 && hs_reg_unwrap(e.val.data, e.val.len, &d, &dl) == 0 &&
+				(q->type == HS_MSG_SUB_LIST ? hs_serve_urec_live(d, dl, &x->urec)
+							    : hs_serve_srec_live(d, dl, &x->rec)) == 1;
 			last = e.key;
 			lastlen = e.key_len;
 		}
@@ -1401,17 +1410,12 @@ void hs_serve_on_cluster_status(struct serve *sv, struct cconn *cc, const struct
 
 void hs_serve_admin_detach(struct cconn *cc)
 {
-	struct inforeq *q;
+	struct gather *g;
 	struct listreq *lq;
-	struct subreq *sq;
 
-	while ((sq = LIST_FIRST(&cc->subreqs))) {
-		LIST_REMOVE(sq, link);
-		sq->cc = NULL;
-	}
-	while ((q = LIST_FIRST(&cc->infos))) {
-		LIST_REMOVE(q, link);
-		q->cc = NULL;
+	while ((g = LIST_FIRST(&cc->subreqs)) || (g = LIST_FIRST(&cc->infos))) {
+		LIST_REMOVE(g, link);
+		g->cc = NULL;
 	}
 	while ((lq = LIST_FIRST(&cc->lists))) {
 		LIST_REMOVE(lq, link);

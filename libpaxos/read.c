@@ -1392,11 +1392,11 @@ static int fn_sub_ckpt(void *arg, const uint8_t *cur, size_t len, uint64_t versi
 {
 	struct ssub *u = arg;
 	struct hs_urec r;
-	int rc = hs_urec_dec(cur, len, &r);
+	int rc = hs_serve_urec_live(cur, len, &r);
 
 	if (rc < 0)
 		return rc;
-	if (rc == 0 || (r.flags & HS_UREC_DELETED) || r.created_ms != u->rec.created_ms)
+	if (rc == 0 || r.created_ms != u->rec.created_ms)
 		return -HS_ENOENT;
 	if (r.checkpoint >= u->writing)
 		return HS_REG_SAME; /* never backwards */
@@ -1593,12 +1593,10 @@ int hs_serve_fn_sub_exists(void *arg, const uint8_t *cur, size_t len, uint64_t v
 			   struct hs_buf *out)
 {
 	struct hs_urec r;
-	int rc = hs_urec_dec(cur, len, &r);
+	int rc = hs_serve_urec_live(cur, len, &r);
 
-	if (rc < 0)
-		return rc;
-	if (rc == 0 || (r.flags & HS_UREC_DELETED))
-		return -HS_ENOENT;
+	if (rc <= 0)
+		return rc ? rc : -HS_ENOENT;
 	return HS_REG_SAME;
 }
 

@@ -291,9 +291,9 @@ struct cconn {
 	int held;
 	LIST_HEAD(, creq) reqs;
 	LIST_HEAD(, cread) reads;
-	LIST_HEAD(, inforeq) infos;
+	LIST_HEAD(gathers, gather) infos; /* STREAM_INFO in flight (admin.c) */
 	LIST_HEAD(, listreq) lists;
-	LIST_HEAD(, subreq) subreqs;
+	struct gathers subreqs;   /* SUB_INFO in flight (admin.c) */
 	LIST_ENTRY(cconn) link;
 };
 
@@ -580,6 +580,28 @@ struct creq *hs_serve_list_begin(struct serve *sv, struct cconn *cc, const struc
 				 uint16_t type, const char *malformed, struct hs_clist *l);
 /* Release the hold of hs_serve_list_begin(); the last one replies. */
 void hs_serve_list_end(struct serve *sv, struct creq *rq);
+
+/* REDIRECTS (docs/replication.md §7): before a reply whose entries carry
+ * no text (STATUSES, STREAMS, TIER_INFOS), a RESULT -HS_EREDIRECT naming
+ * the sequencer, with the request's id, per address in entry order.  Start
+ * with { out, id, "" }, then note every entry in order. */
+struct hs_redirects {
+	struct hs_buf *out;
+	uint64_t id;
+	const char *last;         /* the address named last */
+};
+/* Entry i of the reply, with its status and addr (the sequencer's for
+ * -HS_EREDIRECT; NULL or "" when unknown; borrowed until the reply is
+ * built): write its RESULT, unless it is no redirect or its address was
+ * the last named. */
+void hs_serve_redirect_note(struct hs_redirects *r, int status, const char *addr);
+
+/* Decode a stream record "s/<name>" (hs_srec_dec) or a subscription's
+ * "u/<name>" (hs_urec_dec) from p[0..len) into *r (the caller's): 1 if it
+ * is there and not deleted, 0 if absent or deleted, or a negative code
+ * when it does not decode.  What register change functions check first. */
+int hs_serve_srec_live(const uint8_t *p, size_t len, struct hs_srec *r);
+int hs_serve_urec_live(const uint8_t *p, size_t len, struct hs_urec *r);
 
 /* STREAM_CREATE, STREAM_DELETE, STREAM_INFO, STREAM_TRIM, SUB_CREATE,
  * SUB_DELETE, SUB_INFO, STREAM_LIST and SUB_LIST (on_list), ADMIN_STATS and

@@ -100,18 +100,11 @@ static void tinfo_done(struct tinfo *q)
 	struct serve *sv = q->sv;
 
 	if (rq->cc && !hs_conn_closing(rq->cc->c)) {
+		struct hs_redirects rd = { hs_conn_out(rq->cc->c), rq->id, "" };
 		struct hs_msg_wr w;
-		const char *last = "";
 
-		/* Redirects first: one RESULT per address, in entry order. */
-		for (uint32_t i = 0; i < q->n; i++) {
-			const char *ra = q->e[i].redirect;
-
-			if (q->e[i].status != -HS_EREDIRECT || !ra[0] || !strcmp(ra, last))
-				continue;
-			hs_msg_result_encf(hs_conn_out(rq->cc->c), rq->id, -HS_EREDIRECT, "%s", ra);
-			last = ra;
-		}
+		for (uint32_t i = 0; i < q->n; i++)
+			hs_serve_redirect_note(&rd, q->e[i].status, q->e[i].redirect);
 		hs_msg_tier_infos_begin(&w, hs_conn_out(rq->cc->c), rq->id);
 		for (uint32_t i = 0; i < q->n; i++) {
 			struct tent *t = &q->e[i];
@@ -389,12 +382,10 @@ static int fn_alter(void *arg, const uint8_t *cur, size_t len, uint64_t version,
 {
 	struct tpub *p = arg;
 	struct hs_srec r;
-	int rc = hs_srec_dec(cur, len, &r);
+	int rc = hs_serve_srec_live(cur, len, &r);
 
-	if (rc < 0)
-		return rc;
-	if (rc == 0 || (r.flags & HS_SREC_DELETED))
-		return -HS_ENOSTREAM;
+	if (rc <= 0)
+		return rc ? rc : -HS_ENOSTREAM;
 	p->log = r.log;
 	if (p->attrs.mask & HS_ATTR_RETENTION)
 		r.retention_ms = p->attrs.retention_ms;
