@@ -5,6 +5,7 @@ delivery latency, for hs (hs-append + hs-tail) and for Redis Streams (XADD
 
   latency.py hs BIN_DIR ADDR STREAM COUNT RATE [tail]
   latency.py redis SOCKET STREAM COUNT RATE [tail]
+  latency.py fsync DIR COUNT append|keepsize|overwrite
 
 hs: one long-lived `hs-append --linger 0 --print-lsn` is fed one 100-byte line
 at a time; the append latency of a record is the time from writing its line
@@ -17,6 +18,13 @@ hs-tail's stdout.
 redis: the same over a Unix socket: XADD STREAM * f PAYLOAD, one at a time,
 latency until its reply is parsed; with `tail`, a second connection loops on
 XREAD BLOCK 0 STREAMS STREAM <last id>.
+
+fsync: the disk's share alone: COUNT times write 219 bytes (a 100-byte
+record's RocksDB WAL entry) to a file in DIR and fdatasync it, the file being
+new and growing (append: what Redis's AOF does), preallocated past its end
+with fallocate(FALLOC_FL_KEEP_SIZE) (keepsize: what RocksDB does with its
+WAL), or fully written beforehand so that nothing but data changes
+(overwrite); prints `fdatasync p50 A p99 B` in microseconds.
 
 One record is in flight: the next is sent when the previous one's ack (and,
 with `tail`, its delivery) has arrived, and no sooner than its slot at RATE
@@ -246,9 +254,46 @@ def redis(path, stream, count, rate, tail):
     return run(send, ready, sel, count, rate, tail)
 
 
+def fsync_probe(d, count, mode):
+    """write + fdatasync of one WAL-entry-sized piece, COUNT times."""
+    path = os.path.join(d, "latency-fsync.%d" % os.getpid())
+    size = 64 << 20
+    buf = b"x" * 219
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+    try:
+        if mode == "keepsize":
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+            if libc.fallocate(fd, 1, 0, size):  # 1: FALLOC_FL_KEEP_SIZE
+                fail("fallocate: %s" % os.strerror(ctypes.get_errno()))
+        elif mode == "overwrite":
+            z = bytes(1 << 20)
+            for _ in range(size >> 20):
+                os.write(fd, z)
+            os.fsync(fd)
+            os.lseek(fd, 0, os.SEEK_SET)
+        elif mode != "append":
+            raise ValueError
+        lat = []
+        for _ in range(WARM + count):
+            t = time.perf_counter_ns()
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            lat.append(time.perf_counter_ns() - t)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return lat[WARM:]
+
+
 def main():
     a = sys.argv[1:]
     try:
+        if a[0] == "fsync" and len(a) == 4:
+            lat = fsync_probe(a[1], int(a[2]), a[3])
+            print("fdatasync p50 %s p99 %s" % (pct(lat, .5), pct(lat, .99)))
+            return
         if a[0] == "hs" and len(a) in (6, 7):
             lat, dl = hs(a[1], a[2], a[3], int(a[4]), int(a[5]), len(a) == 7)
         elif a[0] == "redis" and len(a) in (5, 6):
@@ -257,7 +302,7 @@ def main():
             raise IndexError
     except (IndexError, ValueError):
         fail("usage: latency.py hs BIN_DIR ADDR STREAM COUNT RATE [tail] | "
-             "redis SOCKET STREAM COUNT RATE [tail]")
+             "redis SOCKET STREAM COUNT RATE [tail] | fsync DIR COUNT append|keepsize|overwrite")
     print("append p50 %s p99 %s delivery p50 %s p99 %s"
           % (pct(lat, .5), pct(lat, .99), pct(dl, .5), pct(dl, .99)))
 

@@ -52,7 +52,10 @@
  * streams and async (or memory) streams: the async ones go in a STORE
  * flagged HS_STORE_NOSYNC, which the peer commits without waiting for an
  * fsync when nothing else in its turn needs one (proto.h).  The client
- * gets APPENDED only when all R members answered STORED OK.  A STORED
+ * gets APPENDED only when all R members answered STORED OK; an APPENDED
+ * that settles the connection's last request in flight is sent at once,
+ * ahead of the turn's RELEASEs (one-in-flight latency), the others with
+ * the connection's one flush at the end of the turn.  A STORED
  * error other than -HS_ESEALED, a lost link, or no STORED within
  * STORE_TIMEOUT_MS (extended up to STORE_TIMEOUT_REARMS times while bytes
  * are still queued to that peer: our backlog) starts a new wave of the run on a new copyset (the
@@ -1520,8 +1523,23 @@ void hs_serve_creq_reply(struct serve *sv, struct creq *rq)
 	}
 	hs_msg_wr_end(&w);
 	if (rq->type == HS_MSG_APPEND) {
-		rq->cc->inflight -= rq->bytes;
-		cc_budget(rq->cc);
+		struct cconn *cc = rq->cc;
+
+		cc->inflight -= rq->bytes;
+		cc_budget(cc);
+		creq_free(rq);
+		/* The client's last request in flight: it is waiting for
+		 * exactly this reply, so it leaves now rather than after the
+		 * turn's hooks and the peers' flushes (the loop runs the last
+		 * queued flush first: the peer's RELEASE went out before the
+		 * APPENDED, ~10 us on the one-in-flight path).  A reply that
+		 * joins later in the turn costs a second send, which is rare:
+		 * replies with requests still in flight keep the one deferred
+		 * flush.  So does a backlog of output (and its writable
+		 * callback). */
+		if (LIST_EMPTY(&cc->reqs) && hs_conn_out_pending(cc->c) < HS_CONN_LOW_WATER)
+			hs_conn_flush(cc->c);
+		return;
 	}
 	creq_free(rq);
 }
