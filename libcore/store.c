@@ -824,10 +824,15 @@ static int part_create(struct hs_store *s, uint64_t now)
  * new partition is created leaves p current, where 'P' values are not
  * trusted anyway.  0, -HS_EIO or a store failure.
  */
-static int part_finish(struct hs_store *s, struct part *p)
+/* Call fn for each 'P' record of partition p (key kn bytes, value vn), in
+ * log order, until it returns non-zero.  Returns that value, 0 when every
+ * record was seen, or -HS_EIO when reading them failed. */
+typedef int (*prec_fn)(struct hs_store *s, struct part *p, const uint8_t *k, size_t kn,
+		       const uint8_t *v, size_t vn, void *arg);
+
+static int part_precs(struct hs_store *s, struct part *p, prec_fn fn, void *arg)
 {
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	rocksdb_iterator_t *it;
 	uint8_t lo[9], hi[9];
 	char *err = NULL;
@@ -837,35 +842,13 @@ static int part_finish(struct hs_store *s, struct part *p)
 	mkey(hi, 'P', p->id + 1);
 	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof(hi));
 	it = rocksdb_create_iterator_cf(s->db, ro, s->cf_meta);
-	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); !rc && rocksdb_iter_valid(it);
 	     rocksdb_iter_next(it)) {
 		size_t kn, vn;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kn);
 		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vn);
-		uint64_t old = 0, end = 0, lng, log;
-		struct ent *e;
-		uint8_t nv[PREC_LEN];
 
-		if (kn != 17)
-			continue;
-		log = hs_get64be(k + 9);
-		/* Left as it is if corrupt: never drop or skip on doubt. */
-		if (dec_prec(v, vn, &old) < 0)
-			continue;
-		e = tab_find(s, log);
-		if (e && e->pm_part == p->id && e->pm_rec) {
-			end = e->pm_max;
-		} else {
-			rc = part_tail(s, p, log, &end, &lng);
-			if (rc < 0)
-				break;
-			rc = 0;
-		}
-		if (end <= old)
-			continue;
-		enc_prec(nv, end);
-		rocksdb_writebatch_put_cf(wb, s->cf_meta, (const char *)k, kn, (const char *)nv,
-					  sizeof(nv));
+		rc = fn(s, p, k, kn, v, vn, arg);
 	}
 	rocksdb_iter_get_error(it, &err);
 	if (err) {
@@ -874,13 +857,53 @@ static int part_finish(struct hs_store *s, struct part *p)
 		rc = -HS_EIO;
 	}
 	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
+/* part_finish's step: stage the raise of one 'P' record into wb. */
+static int prec_finish(struct hs_store *s, struct part *p, const uint8_t *k, size_t kn,
+		       const uint8_t *v, size_t vn, void *wb)
+{
+	uint64_t old = 0, end = 0, lng, log;
+	struct ent *e;
+	uint8_t nv[PREC_LEN];
+	int rc;
+
+	if (kn != 17)
+		return 0;
+	log = hs_get64be(k + 9);
+	/* Left as it is if corrupt: never drop or skip on doubt. */
+	if (dec_prec(v, vn, &old) < 0)
+		return 0;
+	e = tab_find(s, log);
+	if (e && e->pm_part == p->id && e->pm_rec) {
+		end = e->pm_max;
+	} else {
+		rc = part_tail(s, p, log, &end, &lng);
+		if (rc < 0)
+			return rc;
+	}
+	if (end <= old)
+		return 0;
+	enc_prec(nv, end);
+	rocksdb_writebatch_put_cf(wb, s->cf_meta, (const char *)k, kn, (const char *)nv,
+				  sizeof(nv));
+	return 0;
+}
+
+static int part_finish(struct hs_store *s, struct part *p)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	char *err = NULL;
+	int rc = part_precs(s, p, prec_finish, wb);
+
 	if (!rc && rocksdb_writebatch_count(wb)) {
 		rocksdb_write(s->db, s->wo_meta, wb, &err);
 		if (err)
 			rc = fail(s, "finishing a partition's records", err);
 	}
 	rocksdb_writebatch_destroy(wb);
-	rocksdb_readoptions_destroy(ro);
 	return rc;
 }
 
@@ -2151,50 +2174,32 @@ int hs_store_epoch_info(struct hs_store *s, uint64_t log, uint32_t epoch, uint64
 
 /* ---- maintenance ------------------------------------------------------- */
 
+enum { PREC_KEEP = 1 }; /* part_trimmed: a log still has data in the partition */
+
+/* part_trimmed's step: PREC_KEEP unless the record's log is trimmed past
+ * its data there. */
+static int prec_trimmed(struct hs_store *s, struct part *p, const uint8_t *k, size_t kn,
+			const uint8_t *v, size_t vn, void *arg)
+{
+	uint64_t max;
+	struct ent *e;
+	int rc;
+
+	/* Unreadable: keep the partition; never drop on doubt. */
+	if (kn != 17 || dec_prec(v, vn, &max) < 0)
+		return PREC_KEEP;
+	rc = ent_get(s, hs_get64be(k + 9), &e);
+	if (rc < 0)
+		return rc;
+	return max > e->m.trim ? PREC_KEEP : 0;
+}
+
 /* 1 if every log in partition p is trimmed past its data, 0, or <0. */
 static int part_trimmed(struct hs_store *s, struct part *p)
 {
-	uint8_t lo[9], hi[9];
-	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_iterator_t *it;
-	char *err = NULL;
-	int rc = 1;
+	int rc = part_precs(s, p, prec_trimmed, NULL);
 
-	mkey(lo, 'P', p->id);
-	mkey(hi, 'P', p->id + 1);
-	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof(hi));
-	it = rocksdb_create_iterator_cf(s->db, ro, s->cf_meta);
-	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
-	     rocksdb_iter_next(it)) {
-		size_t kn, vn;
-		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kn);
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vn);
-		uint64_t max;
-		struct ent *e;
-
-		if (kn != 17 || dec_prec(v, vn, &max) < 0) {
-			/* Unreadable: keep the partition; never drop on doubt. */
-			rc = 0;
-			break;
-		}
-		rc = ent_get(s, hs_get64be(k + 9), &e);
-		if (rc < 0)
-			break;
-		if (max > e->m.trim) {
-			rc = 0;
-			break;
-		}
-		rc = 1;
-	}
-	rocksdb_iter_get_error(it, &err);
-	if (err) {
-		hs_error("store '%s': reading partition records: %s", s->dir, err);
-		rocksdb_free(err);
-		rc = -HS_EIO;
-	}
-	rocksdb_iter_destroy(it);
-	rocksdb_readoptions_destroy(ro);
-	return rc;
+	return rc < 0 ? rc : rc == PREC_KEEP ? 0 : 1;
 }
 
 static int part_drop(struct hs_store *s, size_t idx)
