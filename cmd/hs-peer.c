@@ -1469,13 +1469,15 @@ static int parse_args(struct peer *p, int argc, char **argv)
 		case OPT_PIDFILE:
 			p->pidfile = optarg;
 			break;
-		case OPT_DURABILITY:
-			if (hs_durability_parse(optarg) < 0)
-				return hs_cli_usage_error(
-					c, "invalid --durability '%s' (use sync, async or memory)",
-					optarg);
-			p->sopts.durability = (uint8_t)hs_durability_parse(optarg);
+		case OPT_DURABILITY: {
+			uint8_t d;
+			int st = hs_cli_durability(c, optarg, &d);
+
+			if (st)
+				return st;
+			p->sopts.durability = (enum hs_durability)d;
 			break;
+		}
 		case OPT_NODE_ID:
 			if (hs_parse_u64(optarg, &v) < 0 || v > UINT32_MAX)
 				return hs_cli_usage_error(c, "invalid --node-id '%s' (0..4294967295)",

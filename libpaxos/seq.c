@@ -410,11 +410,11 @@ static int fn_lookup(void *arg, const uint8_t *cur, size_t len, uint64_t version
 	struct lookup_ctx *x = arg;
 	struct serve *sv = x->s->sv;
 	struct hs_srec r;
-	int rc = hs_srec_dec(cur, len, &r);
+	int rc = hs_serve_srec_live(cur, len, &r);
 
 	if (rc < 0)
 		return rc;
-	if (rc == 1 && !(r.flags & HS_SREC_DELETED))
+	if (rc == 1)
 		return HS_REG_SAME;
 	if (!x->create)
 		return -HS_ENOSTREAM;
