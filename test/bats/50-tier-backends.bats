@@ -10,19 +10,11 @@ load helpers
 TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 
 # bats 1.8 (Debian 12) cannot skip from setup_file: a missing S3 rig is
-# noted in S3_NONE and each s3 test skips with it (WebHDFS tests still run).
+# noted in S3_NONE (hs_s3_start) and each s3 test skips with it (the WebHDFS
+# test still runs).
 setup_file() {
 	hs_tmpdir
-	S3_NONE=
-	if ! command -v node >/dev/null 2>&1; then
-		S3_NONE="node is not installed (./bootstrap deps installs it)"
-	elif ! [ -d "$TOP/test/s3/node_modules/s3rver" ]; then
-		S3_NONE="test/s3/node_modules missing: run npm ci --prefix test/s3 (./bootstrap test does)"
-	else
-		S3_ADDR=$("$TOP/test/s3/start" "$HS_T/s3") || return 1
-		export S3_ADDR
-	fi
-	export S3_NONE
+	hs_s3_start || return 1
 	head -c 20000000 /dev/urandom >"$HS_T/big"
 	printf 'hello, tier2\n' >"$HS_T/small"
 
@@ -41,7 +33,7 @@ setup_file() {
 
 teardown_file() {
 	[ -n "${HS_T:-}" ] || return 0
-	[ -z "${S3_ADDR:-}" ] || "$TOP/test/s3/start" --stop "$HS_T/s3"
+	hs_s3_stop
 	if [ -s "$HS_T/fake.pid" ]; then
 		kill "$(cat "$HS_T/fake.pid")" 2>/dev/null || true
 	fi

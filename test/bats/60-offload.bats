@@ -26,10 +26,7 @@ setup_file() {
 	[ -x "$HS_BIN/hs-offload" ] || skip "no hs-offload built"
 	hs_tmpdir
 	serve_start
-	S3_ADDR=
-	if command -v node >/dev/null 2>&1 && [ -d "$TOP/test/s3/node_modules/s3rver" ]; then
-		S3_ADDR=$("$TOP/test/s3/start" "$HS_T/s3") || return 1
-	fi
+	hs_s3_start || return 1
 	# WebHDFS: a protocol fake (test/webhdfs/fake.py), not Hadoop.
 	python3 "$TOP/test/webhdfs/fake.py" --root "$HS_T/hdfs" --user tester \
 		</dev/null >"$HS_T/fake.out" 2>"$HS_T/fake.err" 3>&- &
@@ -46,7 +43,7 @@ setup_file() {
 
 teardown_file() {
 	[ -n "${HS_T:-}" ] || return 0
-	[ -z "${S3_ADDR:-}" ] || "$TOP/test/s3/start" --stop "$HS_T/s3"
+	hs_s3_stop
 	[ -s "$HS_T/fake.pid" ] && kill "$(cat "$HS_T/fake.pid")" 2>/dev/null
 	hs_daemon_stop serve
 	local st=$?

@@ -22,16 +22,13 @@ setup_file() {
 	hs_tmpdir
 	mkdir -p "$HS_T/tier"
 	tserve_start tf --tier "file://$HS_T/tier"
-	S3_ADDR=
-	if command -v node >/dev/null 2>&1 && [ -d "$TOP/test/s3/node_modules/s3rver" ]; then
-		S3_ADDR=$("$TOP/test/s3/start" "$HS_T/s3") || S3_ADDR=
-	fi
-	export HS_T S3_ADDR
+	hs_s3_start || return 1
+	export HS_T
 }
 
 teardown_file() {
 	[ -n "${HS_T:-}" ] || return 0
-	[ -z "${S3_ADDR:-}" ] || "$TOP/test/s3/start" --stop "$HS_T/s3"
+	hs_s3_stop
 	local d st=0
 	for d in tf ts3 tk tc tq tr ma mb mp1 mp2 mp3 hh hp1 hp2 hp3; do
 		[ -e "$HS_T/$d.bgpid" ] || continue

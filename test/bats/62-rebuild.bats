@@ -15,25 +15,20 @@
 
 load helpers
 
-TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-
 setup_file() {
 	[ -x "$HS_BIN/hs-serve" ] || skip "no hs-serve built"
 	[ -x "$HS_BIN/hs-offload" ] || skip "no hs-offload built"
 	hs_tmpdir
 	mkdir -p "$HS_T/tier"
 	URL=file://$HS_T/tier
-	S3_ADDR=
-	if command -v node >/dev/null 2>&1 && [ -d "$TOP/test/s3/node_modules/s3rver" ]; then
-		S3_ADDR=$("$TOP/test/s3/start" "$HS_T/s3") || S3_ADDR=
-	fi
-	export HS_T URL S3_ADDR
+	hs_s3_start || return 1
+	export HS_T URL
 }
 
 teardown_file() {
 	[ -n "${HS_T:-}" ] || return 0
 	local st=0
-	[ -z "${S3_ADDR:-}" ] || "$TOP/test/s3/start" --stop "$HS_T/s3"
+	hs_s3_stop
 	[ -e "$HS_T/rs.bgpid" ] && { hs_daemon_stop rs || st=$?; }
 	hs_tmpdir_remove
 	return $st

@@ -188,24 +188,38 @@ cl_append_start() {
 	echo "$! $w" >>"$HS_T/appenders"
 }
 
-cl_append_stop() {
-	local pid w st=0 s
-	[ -s "$HS_T/appenders" ] || return 0
-	while read -r pid w; do
+# cl_reap LIST REPORT: SIGTERM every "pid n" of $HS_T/LIST, wait for each
+# and call REPORT n status (it says what matters and returns 1 for a
+# failure); empties LIST; 1 if any REPORT failed.  Status 127: not a child
+# of this shell (cl_cleanup in another process) - not a failure.
+cl_reap() {
+	local list=$HS_T/$1 pid n s st=0
+	[ -s "$list" ] || return 0
+	while read -r pid n; do
 		kill -TERM "$pid" 2>/dev/null || true
-	done <"$HS_T/appenders"
-	while read -r pid w; do
+	done <"$list"
+	while read -r pid n; do
 		s=0
 		wait "$pid" 2>/dev/null || s=$?
-		# 127: not a child of this shell (cl_cleanup in another process).
-		if [ "$s" -ne 0 ] && [ "$s" -ne 127 ]; then
-			echo "# appender w$w ($pid) exited with status $s" >&3
-			st=1
-		fi
-		[ -s "$HS_T/w$w.err" ] && echo "# $(tail -n 1 "$HS_T/w$w.err")" >&3
-	done <"$HS_T/appenders"
-	: >"$HS_T/appenders"
+		[ "$s" -eq 127 ] && s=0
+		"$2" "$n" "$s" || st=1
+	done <"$list"
+	: >"$list"
 	return "$st"
+}
+
+cl_append_report() {
+	local st=0
+	if [ "$2" -ne 0 ]; then
+		echo "# appender w$1 exited with status $2" >&3
+		st=1
+	fi
+	[ -s "$HS_T/w$1.err" ] && echo "# $(tail -n 1 "$HS_T/w$1.err")" >&3
+	return "$st"
+}
+
+cl_append_stop() {
+	cl_reap appenders cl_append_report
 }
 
 # cl_follow_start N ADDR: a follower (test/workload/tail-client: hs-tail
@@ -218,24 +232,19 @@ cl_follow_start() {
 }
 
 # cl_follow_stop: SIGTERM the followers, wait; any exit status but 0 fails.
-cl_follow_stop() {
-	local pid n st=0 s
-	[ -s "$HS_T/followers" ] || return 0
-	while read -r pid n; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done <"$HS_T/followers"
-	while read -r pid n; do
-		s=0
-		wait "$pid" 2>/dev/null || s=$?
-		if [ "$s" -ne 0 ] && [ "$s" -ne 127 ]; then
-			echo "# follower t$n exited with status $s" >&3
-			hs_show "$HS_T/t$n.err"
-			st=1
-		fi
-		echo "# follower t$n: $(grep -c ' DATA ' "$HS_T/t$n") records" >&3
-	done <"$HS_T/followers"
-	: >"$HS_T/followers"
+cl_follow_report() {
+	local st=0
+	if [ "$2" -ne 0 ]; then
+		echo "# follower t$1 exited with status $2" >&3
+		hs_show "$HS_T/t$1.err"
+		st=1
+	fi
+	echo "# follower t$1: $(grep -c ' DATA ' "$HS_T/t$1") records" >&3
 	return "$st"
+}
+
+cl_follow_stop() {
+	cl_reap followers cl_follow_report
 }
 
 # cl_acks [W...]: acknowledged payloads so far.

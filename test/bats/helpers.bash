@@ -44,6 +44,29 @@ hs_tmpdir_remove() {
 	return 0
 }
 
+# hs_s3_start: start the local S3 rig (test/s3/start: s3rver behind the
+# SigV4-checking proxy) in $HS_T/s3 and export S3_ADDR, the proxy's
+# HOST:PORT.  Without node or test/s3/node_modules, S3_ADDR is empty and
+# S3_NONE says why (the S3 tests skip with it); a rig that is installed but
+# does not start fails (1), never a silent skip.  hs_s3_stop stops it.
+hs_s3_start() {
+	local top
+	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	S3_ADDR= S3_NONE=
+	if ! command -v node >/dev/null 2>&1; then
+		S3_NONE="node is not installed (./bootstrap deps installs it)"
+	elif ! [ -d "$top/test/s3/node_modules/s3rver" ]; then
+		S3_NONE="test/s3/node_modules missing: run npm ci --prefix test/s3 (./bootstrap test does)"
+	else
+		S3_ADDR=$("$top/test/s3/start" "$HS_T/s3") || return 1
+	fi
+	export S3_ADDR S3_NONE
+}
+
+hs_s3_stop() {
+	[ -z "${S3_ADDR:-}" ] || "$(dirname "${BASH_SOURCE[0]}")/../s3/start" --stop "$HS_T/s3"
+}
+
 # The state of a process from /proc (R, S, Z, ...), empty if it is gone.
 hs_proc_state() {
 	local s
