@@ -326,6 +326,7 @@ static int on_end(struct hs_reader *rd, const struct hs_frame *f)
 	if (m.next_lsn > s->next_lsn)
 		s->next_lsn = m.next_lsn;
 	if (rd->retry_ms && (m.status == -HS_ENOSTREAM || m.status == -HS_EUNAVAIL ||
+			     m.status == -HS_EAGAIN ||
 			     (rd->sub && (m.status == -HS_ELOCKED || m.status == -HS_ENOENT)))) {
 		/* Still counted in nopen: the loop waits for the retry. */
 		s->retry_at = now_ms() + rd->retry_ms;

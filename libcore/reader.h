@@ -24,9 +24,11 @@
  * -F).  A read that never delivered anything restarts from its original
  * position (for `tail` that is the tail at the new start).
  *
- * With retry_ms set (hs-tail -F), a read that ends with -HS_ENOSTREAM or
- * -HS_EUNAVAIL is not over: it is sent again retry_ms later, so a follower
- * can wait for a stream that does not exist yet.
+ * With retry_ms set (hs-tail -F), a read that ends with -HS_ENOSTREAM,
+ * -HS_EUNAVAIL or -HS_EAGAIN is not over: it is sent again retry_ms later,
+ * so a follower can wait for a stream that does not exist yet, or for one
+ * whose peers are down or whose recovery failed (the server ends the
+ * stream's waiters with -HS_EAGAIN and the next READ activates it again).
  *
  * SUBSCRIPTIONS.  With hs_reader_subscribe() the reader has one entry, a
  * named subscription: it sends SUBSCRIBE instead of READ (a new connection

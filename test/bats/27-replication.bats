@@ -199,6 +199,34 @@ slow_lines() {
 	for a in p1 p2 p3; do hs_daemon_stop $a; done
 }
 
+@test "hs-tail -F waits out a stream that cannot be activated (R=3, a peer down) and goes on" {
+	cluster3
+	run -0 admin stream create f3 --replication 3
+	run -0 app f3 <(echo first)
+	( timeout 60 "$HS_BIN/hs-tail" -F --from head -c 2 -t 2s f3 >"$HS_T/f3.out" 2>"$HS_T/f3.err"
+	  echo $? >"$HS_T/f3.rc" ) 3>&- &
+	local deadline=$((SECONDS + 10))
+	while ! [ -s "$HS_T/f3.out" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+	[ "$(cat "$HS_T/f3.out")" = first ]
+	# The new hs-serve cannot take a new epoch with 2 of 3 peers: the
+	# follower's READ ends with "try again" after the peer wait, more
+	# than once; -F asks again until the peer is back.
+	hs_daemon_stop serve
+	hs_daemon_kill9 p3
+	serve_start --peer "unix:$HS_T/p1.sock" --peer "unix:$HS_T/p2.sock" \
+		--peer "unix:$HS_T/p3.sock" --replication 2
+	sleep 7
+	[ ! -s "$HS_T/f3.rc" ] || { cat "$HS_T/f3.err"; false; }
+	peer_start p3 --node-id 3
+	run -0 app f3 <(echo second)
+	deadline=$((SECONDS + 30))
+	while ! [ -s "$HS_T/f3.rc" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+	[ "$(cat "$HS_T/f3.rc")" = 0 ] || { cat "$HS_T/f3.err"; false; }
+	[ "$(printf 'first\nsecond\n')" = "$(cat "$HS_T/f3.out")" ]
+	hs_daemon_stop serve
+	for a in p1 p2 p3; do hs_daemon_stop $a; done
+}
+
 @test "a sequencer fenced by a newer epoch fails its append (sealed), then takes over again" {
 	# Neither advertises an address, so each takes the stream over from
 	# the other instead of redirecting (53-multi-serve.bats): fencing.
