@@ -31,8 +31,9 @@
  * async makes every commit unsynced; --durability memory keeps no WAL.
  *
  * FAILURE.  If the commit fails (an fsync error puts RocksDB in its permanent
- * background-error state; a full disk), nothing staged in that turn is
- * acknowledged: the pending replies are dropped unsent, the error is logged
+ * background-error state; a disk that filled up despite --min-free),
+ * nothing staged in that turn is acknowledged: the pending replies are
+ * dropped unsent, the error is logged
  * ("store failed: <reason>; exiting") and the process exits 74.  RocksDB
  * replays its WAL at the next start, so everything acknowledged before is
  * still there.  A peer that cannot promise durability must not stay up
@@ -69,6 +70,23 @@
  * same commit, deletes the copies of that epoch the recovery did not write
  * (hs_store_stage_clean), so this peer never ships a stale tail of it.
  *
+ * NEARLY FULL DISK.  Running out of space is handled before RocksDB hits
+ * it: a timer does one statvfs(2) of the data directory every
+ * SPACE_CHECK_MS (and once before the listeners open, so a peer started on
+ * a nearly full disk refuses from its first STORE); below --min-free bytes
+ * available (default 64M, about one memtable flush; 0 disables) the peer is
+ * "low on space" and answers every ordinary append run of a STORE with
+ * -HS_ENOSPC in STORED, writing nothing (a run the seal refuses still gets
+ * -HS_ESEALED, so fencing works on a full peer too).  Everything else goes
+ * on: RECOVERY, HOLE and BRIDGE runs (recovery must be able to finish an
+ * epoch), SEAL, CLEAN, RELEASE, TRIM (it frees space), register writes and
+ * reads are all small.  hs-serve leaves a peer that answered -HS_ENOSPC out
+ * of its copysets for a while (libpaxos/seq.c), so the refusals are cheap
+ * and rare.  The state is logged once on entry (warning) and once on exit
+ * (info) and shown in STATS (low_space, free_bytes as of the last check,
+ * runs_refused_nospace).  The hard path below stays as the last resort when
+ * the disk fills faster than the check.
+ *
  * Exit statuses: 0 after SIGTERM/SIGINT, 64 usage, 73 cannot create the data
  * directory or a listening socket, 74 store I/O failure, 75 store locked by
  * another process, 78 bad configuration.
@@ -80,6 +98,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/statvfs.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -103,11 +122,14 @@
 #define TURN_BUDGET (4u << 20)            /* stream bytes per loop turn */
 #define ASYNC_SYNC_MS 100                 /* max delay of the WAL sync after an unsynced commit */
 #define ACCEPT_BATCH 64
+#define SPACE_CHECK_MS 1000               /* statvfs of the data directory so often */
+#define MIN_FREE_DEFAULT (64ull << 20)    /* --min-free default */
 
 static const char usage_text[] =
 	"usage: hs-peer --data DIR --listen ADDR [--listen ADDR]... [--ready-file FILE]\n"
 	"               [--pidfile FILE] [--durability sync|async|memory] [--node-id N]\n"
 	"               [--partition-duration DUR] [--partition-size SIZE] [--max-frame SIZE]\n"
+	"               [--min-free SIZE]\n"
 	"       hs-peer -h | --help | -V | --version\n";
 
 static const char help_text[] =
@@ -128,6 +150,11 @@ static const char help_text[] =
 	"      --partition-duration DUR   start a new time partition after DUR (default 15m)\n"
 	"      --partition-size SIZE      ... or after SIZE bytes (default 1G)\n"
 	"      --max-frame SIZE           largest frame accepted (default 64M, minimum 4k)\n"
+	"      --min-free SIZE            refuse new records (STORED status ENOSPC) while\n"
+	"                                 the data directory's disk has less than SIZE\n"
+	"                                 available (checked every second; default 64M,\n"
+	"                                 0 disables); recovery, seals, trims and reads\n"
+	"                                 go on\n"
 	"  -a, --addr ADDR                (common; unused by hs-peer)\n"
 	"  -t, --timeout DUR              (common; unused by hs-peer)\n"
 	"      --config FILE              configuration file (default ~/.config/hs/config)\n"
@@ -152,6 +179,7 @@ enum {
 	OPT_PART_DURATION,
 	OPT_PART_SIZE,
 	OPT_MAX_FRAME,
+	OPT_MIN_FREE,
 };
 
 struct peer;
@@ -224,6 +252,10 @@ struct peer {
 	uint32_t node_id;
 	uint64_t max_frame;
 	uint64_t maintain_ms;
+	uint64_t min_free;    /* --min-free bytes, 0: no check */
+	uint64_t free_bytes;  /* available at the last check */
+	int low_space;        /* below min_free: ordinary appends are refused */
+	int space_err;        /* statvfs failing: logged once */
 
 	/* group commit: reused across turns */
 	struct pending *pend;
@@ -257,6 +289,7 @@ struct peer {
 	uint64_t records_out, runs_out, bytes_out, gaps_out, maintain_drops;
 	uint64_t reg_frames, reg_entries, reg_refused;
 	uint64_t cleans_in, clean_purged;
+	uint64_t runs_nospace;
 
 	int exit_status;
 };
@@ -907,6 +940,28 @@ static void before_sleep(struct hs_loop *l, void *arg)
 
 /* ---- requests ------------------------------------------------------------ */
 
+/*
+ * While low on space: 0 if the run may still be staged (a RECOVERY, HOLE
+ * or BRIDGE run, or one too short to tell: hs_store_stage_run judges it),
+ * -HS_ESEALED (with *seal) for an ordinary run the seal refuses anyway,
+ * so a fenced sequencer learns it here too; else -HS_ENOSPC.
+ */
+static int refuse_low_space(struct peer *p, uint64_t log, uint64_t first, const uint8_t *run,
+			    size_t len, uint32_t *seal)
+{
+	struct hs_log_meta m;
+
+	if (len < 2 || (run[1] & (HS_RUN_HOLE | HS_RUN_BRIDGE | HS_RUN_RECOVERY)))
+		return 0;
+	if (hs_store_meta(p->store, log, &m) == 0) {
+		*seal = m.seal > m.soft_seal ? m.seal : m.soft_seal;
+		if (HS_LSN_EPOCH(first) <= *seal)
+			return -HS_ESEALED;
+		*seal = 0;
+	}
+	return -HS_ENOSPC;
+}
+
 static void on_store(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 {
 	struct hs_store_rd rd;
@@ -932,8 +987,15 @@ static void on_store(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 		struct run_status *st = &p->sts[p->nsts++];
 		struct hs_log_meta m;
 
-		st->status = hs_store_stage_run(p->store, log, first, run, len);
 		st->seal = 0;
+		if (p->low_space &&
+		    (st->status = refuse_low_space(p, log, first, run, len, &st->seal))) {
+			p->runs_refused++;
+			if (st->status == -HS_ENOSPC)
+				p->runs_nospace++;
+			continue;
+		}
+		st->status = hs_store_stage_run(p->store, log, first, run, len);
 		if (st->status == 0) {
 			p->runs_in++;
 			p->stored_this_turn = 1;
@@ -1089,6 +1151,10 @@ static void on_stats(struct peer *p, struct pconn *pc, const struct hs_frame *f)
 	hs_buf_printf(&t, "clean_purged_runs %llu\n", (unsigned long long)p->clean_purged);
 	hs_buf_printf(&t, "durability %s\n",
 		      hs_durability_name(p->sopts.durability));
+	hs_buf_printf(&t, "min_free %llu\n", (unsigned long long)p->min_free);
+	hs_buf_printf(&t, "free_bytes %llu\n", (unsigned long long)p->free_bytes);
+	hs_buf_printf(&t, "low_space %d\n", p->low_space);
+	hs_buf_printf(&t, "runs_refused_nospace %llu\n", (unsigned long long)p->runs_nospace);
 	hs_msg_statsreply_enc(hs_conn_out(pc->c), f->id, (const char *)t.data, t.len);
 	hs_buf_free(&t);
 }
@@ -1425,6 +1491,45 @@ static void on_maintain_timer(struct hs_loop *l, void *arg)
 	hs_loop_timer(l, p->maintain_ms, on_maintain_timer, p);
 }
 
+/* One statvfs of the data directory: enter or leave the low-space state
+ * (logged once each way).  A failing statvfs leaves the state as it was. */
+static void space_check(struct peer *p)
+{
+	char want[HS_SIZE_FMT_MAX];
+	struct statvfs v;
+
+	if (!p->min_free)
+		return;
+	if (statvfs(p->sopts.dir, &v) < 0) {
+		if (!p->space_err)
+			hs_warn("cannot check the free space of '%s': %s", p->sopts.dir,
+				strerror(errno));
+		p->space_err = 1;
+		return;
+	}
+	p->space_err = 0;
+	p->free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+	if (!p->low_space && p->free_bytes < p->min_free) {
+		p->low_space = 1;
+		hs_fmt_size(want, sizeof(want), p->min_free);
+		hs_warn("disk of %s nearly full: %llu bytes free, below --min-free %s; "
+			"refusing new records", p->sopts.dir, (unsigned long long)p->free_bytes,
+			want);
+	} else if (p->low_space && p->free_bytes >= p->min_free) {
+		p->low_space = 0;
+		hs_info("disk of %s has %llu bytes free again; accepting new records",
+			p->sopts.dir, (unsigned long long)p->free_bytes);
+	}
+}
+
+static void on_space_timer(struct hs_loop *l, void *arg)
+{
+	struct peer *p = arg;
+
+	space_check(p);
+	hs_loop_timer(l, SPACE_CHECK_MS, on_space_timer, p);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static int parse_args(struct peer *p, int argc, char **argv)
@@ -1440,6 +1545,7 @@ static int parse_args(struct peer *p, int argc, char **argv)
 		{ "partition-duration", required_argument, NULL, OPT_PART_DURATION },
 		{ "partition-size", required_argument, NULL, OPT_PART_SIZE },
 		{ "max-frame", required_argument, NULL, OPT_MAX_FRAME },
+		{ "min-free", required_argument, NULL, OPT_MIN_FREE },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hs_cli *c = &p->cli;
@@ -1504,6 +1610,13 @@ static int parse_args(struct peer *p, int argc, char **argv)
 					optarg);
 			p->max_frame = v;
 			break;
+		case OPT_MIN_FREE:
+			if (hs_parse_size(optarg, &v) < 0)
+				return hs_cli_usage_error(
+					c, "invalid --min-free '%s' (use " HS_SIZE_SYNTAX ", 0 disables)",
+					optarg);
+			p->min_free = v;
+			break;
 		default:
 			return hs_cli_usage_error(c, "unexpected option");
 		}
@@ -1561,6 +1674,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < MAX_LISTEN; i++)
 		p.lfd[i] = -1;
 	p.max_frame = HS_FRAME_MAX_DEFAULT;
+	p.min_free = MIN_FREE_DEFAULT;
 	p.sopts.durability = HS_DUR_SYNC;
 	LIST_INIT(&p.conns);
 	LIST_INIT(&p.streams);
@@ -1594,6 +1708,10 @@ int main(int argc, char **argv)
 		status = hs_exit_status(r);
 		goto out_loop;
 	}
+	/* Before the first STORE can arrive: a nearly full disk refuses it. */
+	space_check(&p);
+	if (p.min_free)
+		hs_loop_timer(p.loop, SPACE_CHECK_MS, on_space_timer, &p);
 	status = open_listeners(&p);
 	if (status)
 		goto out_listen;

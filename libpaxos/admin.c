@@ -1315,6 +1315,8 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 			hs_msg_kv_addu(&w, scope, "queued_bytes", hs_peers_pending(sv->peers, i));
 			hs_msg_kv_addu(&w, scope, "pending_bytes", hs_peers_pending(sv->peers, i));
 			hs_msg_kv_addu(&w, scope, "data", sv->sp[i].node != 0);
+			/* Refused a run for want of disk space: out of copysets. */
+			hs_msg_kv_addu(&w, scope, "full", sv->sp[i].full_until > hs_now_ms());
 			if (i < sv->nchildren) {
 				hs_msg_kv_addu(&w, scope, "pid", (uint64_t)sv->children[i].pid);
 				hs_msg_kv_addu(&w, scope, "restarts", (uint64_t)sv->children[i].restarts);

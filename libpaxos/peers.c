@@ -381,6 +381,12 @@ int hs_peers_last_error(const struct hs_peers *ps, int idx, uint64_t *when_ms)
 	return ps->links[idx].last_err;
 }
 
+void hs_peers_note_error(struct hs_peers *ps, int idx, int err)
+{
+	ps->links[idx].last_err = err;
+	ps->links[idx].last_err_ms = hs_wall_ms();
+}
+
 void hs_peers_counters(const struct hs_peers *ps, int idx, uint64_t *connects, uint64_t *losses)
 {
 	*connects = ps->links[idx].connects;

@@ -93,5 +93,10 @@ void hs_peers_counters(const struct hs_peers *ps, int idx, uint64_t *connects, u
  * a negative code, err.h), 0 if none yet; *when_ms its wall-clock time in
  * unix ms (0 none).  Kept after the link comes back. */
 int hs_peers_last_error(const struct hs_peers *ps, int idx, uint64_t *when_ms);
+/* Record err (a negative code, err.h) as link idx's last failure, now:
+ * for failures the peer reports in a reply rather than by losing the link
+ * (-HS_ENOSPC: its disk is nearly full), so `hs-admin cluster status`
+ * shows them too. */
+void hs_peers_note_error(struct hs_peers *ps, int idx, int err);
 
 #endif

@@ -44,10 +44,11 @@
  * stream's sticky one while it is healthy and has carried less than
  * COPYSET_STICKY bytes (reads stay sequential), else a draw weighted by
  * how little is queued to each peer, avoiding peers that failed in the
- * last FAIL_AVOID_MS when others suffice - patches copyset, wave and the
- * current LNG into the header, computes the CRC, and appends the run to
- * the turn's STORE of each member: ONE STORE per peer per loop turn
- * carries every run of every stream for that peer (a new frame only at
+ * last FAIL_AVOID_MS when others suffice, and never taking a full peer
+ * (below) - patches copyset, wave and the current LNG into the header,
+ * computes the CRC, and appends the run to the turn's STORE of each
+ * member: ONE STORE per peer per loop turn carries every run of every
+ * stream for that peer (a new frame only at
  * the peer's frame limit) - or two when the turn has runs of both sync
  * streams and async (or memory) streams: the async ones go in a STORE
  * flagged HS_STORE_NOSYNC, which the peer commits without waiting for an
@@ -62,7 +63,27 @@
  * failed peer is avoided), sent to all R members again; replies of older
  * waves are ignored.  With fewer than R peers up a run waits on
  * sv->stalled (nothing is acknowledged) and goes out when a peer comes
- * up.  The LNG is the fully stored prefix of the epoch; it is the release
+ * up.
+ *
+ * FULL PEERS.  A peer low on disk space (hs-peer --min-free) answers an
+ * ordinary run with STORED -HS_ENOSPC, writing nothing (it still takes
+ * recovery runs, seals, trims, register writes and reads).  That marks it
+ * full for FULL_AVOID_MS: it is in no new copyset, in either pass of the
+ * draw (unlike a merely failed peer, taken when there are not enough
+ * others), and a sticky copyset holding it is dropped; its last error
+ * (hs-admin cluster status) becomes "no space left on device", and one
+ * warning is logged per full period.  The refused run gets a new wave on
+ * other peers.  With fewer than R UP peers that are not full, runs stall
+ * on sv->stalled exactly as with fewer than R peers up: nothing is
+ * acknowledged - and no append is ever answered with an error because of
+ * a full disk (a copy may already be stored elsewhere; the client's
+ * timeout reports an unknown outcome instead).  When the period ends (a
+ * timer) or the peer reconnects, the stalled runs are dispatched again
+ * and the peer may be drawn: a real wave tests it, and if it still
+ * refuses, it is out for another FULL_AVOID_MS - so a full peer costs one
+ * refused STORE per period, never a loop of immediate re-sends.
+ *
+ * The LNG is the fully stored prefix of the epoch; it is the release
  * point, sent in ONE RELEASE per peer per turn to every UP peer of the
  * nodeset (and all of them again to a peer that comes back).  STORE
  * frames are not kept once sent: a wave rebuilds what a lost one carried.
@@ -135,6 +156,10 @@
 #define STORE_TIMEOUT_MS 2000          /* no STORED by then: a new wave */
 #define STORE_TIMEOUT_REARMS 4         /* ... later while still queued to the peer */
 #define FAIL_AVOID_MS 5000             /* a failed peer stays out of new copysets */
+/* A peer that refused a run for want of disk space (STORED -HS_ENOSPC) is
+ * in no copyset for so long; then a real wave tries it again.  Longer than
+ * FAIL_AVOID_MS: space comes back by trims and partition drops, slowly. */
+#define FULL_AVOID_MS 10000
 #define COPYSET_STICKY (1u << 20)      /* run bytes a stream sends on one copyset */
 #define PEER_WAIT_MS 3000              /* activation waits so long for R peers */
 #define PROBE_MS 500                   /* an owner must connect and answer HELLO in time */
@@ -922,6 +947,9 @@ void hs_serve_peer_up(struct serve *sv, int idx, uint32_t node_id)
 			sp->node = 0;
 		}
 	sp->fail_until = 0;
+	/* A new connection may be a restarted peer with room again: if not,
+	 * its first refusal marks it full again. */
+	sp->full_until = 0;
 	sp->rel_all = 1;
 	sv->stall_retry = 1;
 	for (s = TAILQ_FIRST(&sv->lru); s; s = nx) {
@@ -996,7 +1024,8 @@ static uint64_t rng_next(void)
 
 /* Draw R distinct UP peers of s's nodeset into cs (link indexes), weighted
  * by how little is queued to them; peers that failed recently only if
- * there are not enough others.  Returns 0, or -1 with fewer than R up. */
+ * there are not enough others; full peers never.  Returns 0, or -1 with
+ * fewer than R such peers. */
 static int copyset_pick(struct serve *sv, struct sstream *s, uint8_t *cs)
 {
 	uint64_t now = hs_now_ms(), w[HS_NODESET_MAX], total = 0;
@@ -1009,6 +1038,7 @@ static int copyset_pick(struct serve *sv, struct sstream *s, uint8_t *cs)
 			int idx = hs_serve_peer_idx(sv, s->ns[j]);
 
 			if (idx < 0 || !hs_peers_is_up(sv->peers, idx) ||
+			    sv->sp[idx].full_until > now ||
 			    (!pass && sv->sp[idx].fail_until > now))
 				continue;
 			cand[n] = idx;
@@ -1033,14 +1063,14 @@ static int copyset_pick(struct serve *sv, struct sstream *s, uint8_t *cs)
 }
 
 /* s's sticky copyset still serves new runs: every member UP, not failed
- * since, and fewer than COPYSET_STICKY bytes sent on it. */
+ * since, not full, and fewer than COPYSET_STICKY bytes sent on it. */
 static int copyset_fresh(struct serve *sv, const struct sstream *s, uint64_t now)
 {
 	if (s->ncs != s->r || s->cs_bytes >= COPYSET_STICKY)
 		return 0;
 	for (int i = 0; i < s->ncs; i++)
 		if (!hs_peers_is_up(sv->peers, s->cs[i]) || sv->sp[s->cs[i]].fail_until > now ||
-		    !sv->sp[s->cs[i]].node)
+		    sv->sp[s->cs[i]].full_until > now || !sv->sp[s->cs[i]].node)
 			return 0;
 	return 1;
 }
@@ -1235,15 +1265,47 @@ static void stream_drop_inflight(struct serve *sv, struct sstream *s, int status
 	s->inflight_bytes = 0;
 }
 
+static void on_full_timer(struct hs_loop *l, void *arg)
+{
+	struct serve *sv = arg;
+
+	/* A full period ended: the stalled runs may have a copyset again. */
+	sv->stall_retry = 1;
+	hs_loop_wake_now(l);
+}
+
+/* Peer idx refused a run with -HS_ENOSPC: keep it out of every copyset
+ * for FULL_AVOID_MS (design comment: FULL PEERS).  Its other refusals of
+ * the same period change nothing. */
+static void peer_full(struct serve *sv, int idx)
+{
+	struct speer *sp = &sv->sp[idx];
+	uint64_t now = hs_now_ms();
+
+	if (sp->full_until > now)
+		return;
+	sp->full_until = now + FULL_AVOID_MS;
+	hs_peers_note_error(sv->peers, idx, -HS_ENOSPC);
+	hs_warn("peer %s: disk nearly full; left out of copysets for %d s",
+		hs_peers_addr(sv->peers, idx), FULL_AVOID_MS / 1000);
+	/* One ms late, so the period is surely over when the timer fires. */
+	hs_loop_timer(sv->loop, FULL_AVOID_MS + 1, on_full_timer, sv);
+}
+
 /* One copy of pe answered: OK counts towards its R; an error other than
  * -HS_ESEALED (or a lost link, or a timeout: status -HS_EUNAVAIL) starts
- * a new wave; -HS_ESEALED fences the stream.  pe may be freed. */
+ * a new wave (after -HS_ENOSPC without that peer: it is full); -HS_ESEALED
+ * fences the stream.  Never an error for the client: the new wave stalls
+ * if no copyset is left.  pe may be freed. */
 static void pent_copy_done(struct serve *sv, struct pent *pe, const struct sbent *e, int32_t st,
 			   int idx)
 {
 	struct sstream *s = pe->s;
 
 	pe->refs--;
+	/* A fact about the peer, whichever wave the copy belonged to. */
+	if (st == -HS_ENOSPC)
+		peer_full(sv, idx);
 	if (pe->dead || pe->done || e->wave != pe->wave) {
 		pent_put(pe);
 		return;
@@ -1270,7 +1332,8 @@ static void pent_copy_done(struct serve *sv, struct pent *pe, const struct sbent
 		hs_serve_stream_kill(sv, s, -HS_ESEALED);
 		return;
 	}
-	sv->sp[idx].fail_until = hs_now_ms() + FAIL_AVOID_MS;
+	if (st != -HS_ENOSPC)
+		sv->sp[idx].fail_until = hs_now_ms() + FAIL_AVOID_MS;
 	if (s->state != S_ACTIVE)
 		return; /* dropped with the stream */
 	hs_debug("stream '%s': run at %llx on peer %s: %s; new wave", s->name,

@@ -150,6 +150,7 @@ TAILQ_HEAD(sbatchq, sbatch);
 struct speer {
 	uint32_t node;            /* node id usable for data (nonzero, unique), 0 none */
 	uint64_t fail_until;      /* ms: avoid in new copysets until then */
+	uint64_t full_until;      /* ms: disk nearly full (-HS_ENOSPC): in no copyset */
 	int rel_all;              /* came back: RELEASE every stream of its nodesets */
 	struct sbatch *cur[SB_KINDS]; /* this turn's STOREs being built */
 	struct hs_msg_wr sw[SB_KINDS];
@@ -353,7 +354,8 @@ struct serve {
 	struct sbatchq unacked;
 	size_t unacked_n;
 	struct pentq stalled;
-	int stall_retry;          /* a peer came up: retry the stalled runs */
+	int stall_retry;          /* a peer came up or a full period ended: retry
+				   * the stalled runs */
 	struct sstream **reldirty;
 	size_t nrel, caprel;
 	/* follow windows: every kept run, oldest release first */
@@ -450,7 +452,8 @@ void hs_serve_release_mark(struct serve *sv, struct sstream *s);
 
 /* ---- seq.c: the append path and client requests --------------------------- */
 
-/* End of turn: retry stalled runs if a peer came up, close and send the
+/* End of turn: retry stalled runs if a peer came up (or a full peer's
+ * FULL_AVOID_MS ended), close and send the
  * turn's STOREs (at most one per kind per peer, each with its timeout),
  * and one RELEASE per peer with every stream of its nodesets released this
  * turn. */

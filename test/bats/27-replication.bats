@@ -251,3 +251,85 @@ slow_lines() {
 	[ "$(admin stats | awk '$1 == "serve" && $2 == "streams_fenced" { print $3 }')" -ge 1 ]
 	hs_daemon_stop serve2
 }
+
+# peer_runs NAME: runs the peer's store took since it started (STATS).
+peer_runs() {
+	ptool -a "unix:$HS_T/$1.sock" stats | sed -n 's/^runs_stored //p'
+}
+
+@test "R=2: a nearly full peer (--min-free) gets no runs, shows as full, and is used again with room" {
+	local i d
+	for d in serve2 serve p1 p2 p3; do hs_daemon_stop $d; done
+	# 1P is more than any disk: p3 refuses ordinary runs from the start.
+	peer_start p3 --node-id 3 --min-free 1P
+	cluster3
+	grep -q "disk of $HS_T/p3.d nearly full: .* below --min-free 1PiB; refusing new records" \
+		"$HS_T/p3.err"
+	# Eight new streams: some first copyset holds p3 (all avoid it with
+	# probability (1/3)^8), its STORE is refused and the run goes on p1, p2.
+	for i in 1 2 3 4 5 6 7 8; do
+		seq $((i * 10000)) $((i * 10000 + 2499)) >"$HS_T/inf$i"
+		run -0 app -c full$i "$HS_T/inf$i"
+	done
+	for i in 1 2 3 4 5 6 7 8; do
+		LOG=$(stream_stat full$i log)
+		check_copies 2 "$HS_T/inf$i" "unix:$HS_T/p1.sock" "unix:$HS_T/p2.sock"
+		[ -z "$(copies "unix:$HS_T/p3.sock")" ]
+	done
+	[ "$(peer_runs p3)" = 0 ]
+	[ "$(ptool -a "unix:$HS_T/p3.sock" stats | sed -n 's/^low_space //p')" = 1 ]
+	[ "$(ptool -a "unix:$HS_T/p3.sock" stats | sed -n 's/^runs_refused_nospace //p')" -ge 1 ]
+	grep -q "peer unix:$HS_T/p3.sock: disk nearly full; left out of copysets for 10 s" \
+		"$HS_T/serve.err"
+	run -0 admin cluster status
+	[[ "$output" =~ peer\ 3\ +up\ .*no\ space\ left\ on\ device ]] || { echo "$output" >&3; false; }
+	run -0 admin cluster status --json
+	[[ "$output" == *'"node_id":3,'*'"last_error":"no space left on device"'* ]]
+	# With room again (a restart without the limit), new copysets take p3.
+	hs_daemon_stop p3
+	peer_start p3 --node-id 3 --min-free 0
+	local deadline=$((SECONDS + 10))
+	until admin stats | grep -q '^peer/3 connected 1$' || [ $SECONDS -ge $deadline ]; do
+		sleep 0.1
+	done
+	for i in 1 2 3 4 5 6 7 8; do
+		run -0 app -c again$i <(seq 1 1000)
+	done
+	[ "$(peer_runs p3)" -ge 1 ]
+	hs_daemon_stop serve
+}
+
+@test "R=1 over one full peer: appends stall and time out (75), reads go on, resume with room" {
+	local d
+	for d in serve p1 p2 p3; do hs_daemon_stop $d; done
+	peer_start p1 --node-id 1
+	serve_start --peer "unix:$HS_T/p1.sock" --replication 1
+	run -0 app -c one <(echo before)
+	hs_daemon_stop p1
+	peer_start p1 --node-id 1 --min-free 1P
+	local deadline=$((SECONDS + 10))
+	until admin stats | grep -q '^peer/1 connected 1$' || [ $SECONDS -ge $deadline ]; do
+		sleep 0.1
+	done
+	# Never an error reply: the run waits, the client gives up not knowing.
+	run -75 --separate-stderr timeout 20 "$HS_BIN/hs-append" -t 2s one <(echo during)
+	[[ "$stderr" == *"no answer from hs-serve within 2s"*"0 records acknowledged"* ]] ||
+		{ echo "$stderr" >&3; false; }
+	[ "$(admin stats | awk '$1 == "serve" && $2 == "runs_stalled" { print $3 }')" -ge 1 ]
+	grep -q "peer unix:$HS_T/p1.sock: disk nearly full" "$HS_T/serve.err"
+	admin stats | grep -q '^peer/1 full 1$'
+	# Refused once per FULL_AVOID_MS (10 s), not re-sent in a loop.
+	[ "$(ptool -a "unix:$HS_T/p1.sock" stats | sed -n 's/^runs_refused_nospace //p')" -le 2 ]
+	[ "$(grep -c 'disk nearly full' "$HS_T/serve.err")" -le 2 ]
+	# (A plain hs-cat would wait for the stalled run: it reads to the tail.)
+	run -0 timeout 30 "$HS_BIN/hs-cat" -c 1 one
+	[ "$output" = before ]
+	# Room again: the stalled run goes out and is stored.
+	hs_daemon_stop p1
+	peer_start p1 --node-id 1
+	run -0 app one <(echo after)
+	run -0 timeout 30 "$HS_BIN/hs-cat" one
+	[ "$output" = "$(printf 'before\nduring\nafter')" ]
+	hs_daemon_stop serve
+	hs_daemon_stop p1
+}
