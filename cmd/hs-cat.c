@@ -200,8 +200,11 @@ int main(int argc, char **argv)
 		status = hs_cli_fail(&cli, hs_exit_status(r), "bad answer from hs-serve: %s",
 				     rd.why ? rd.why : hs_strerror(r));
 	} else if (r == -HS_ETIMEOUT) {
-		status = hs_cli_fail(&cli, EX_TEMPFAIL, "no answer from hs-serve within %llums",
-				     (unsigned long long)cli.timeout_ms);
+		char d[HS_DURATION_FMT_MAX];
+
+		hs_fmt_duration(d, sizeof(d), cli.timeout_ms);
+		status = hs_cli_fail(&cli, EX_TEMPFAIL, "no answer from hs-serve within %s (--timeout)",
+				     d);
 	} else if (r == -HS_EREDIRECT) {
 		status = hs_cli_fail(&cli, EX_TEMPFAIL, "'%s' is sequenced by another hs-serve%s%s",
 				     stream, rd.redirect[0] ? ": " : "", rd.redirect);

@@ -1289,7 +1289,7 @@ void hs_serve_on_admin_stats(struct serve *sv, struct cconn *cc, const struct hs
 			nodeset_text(s, text, sizeof(text));
 			hs_msg_kv_add(&w, scope, "nodeset", text);
 			hs_msg_kv_addu(&w, scope, "last_clean_epoch", s->lr.lce);
-			hs_msg_kv_addu(&w, scope, "next_lsn", hs_serve_stream_tail(s));
+			hs_msg_kv_addu(&w, scope, "next_lsn", HS_LSN(s->epoch, s->next_esn));
 			hs_msg_kv_addu(&w, scope, "lng", s->released);
 			hs_msg_kv_addu(&w, scope, "last_released", s->released);
 			hs_msg_kv_addu(&w, scope, "trim", s->trim);

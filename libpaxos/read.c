@@ -128,7 +128,7 @@
 
 /* The LSN ranges of s that may hold retained records, oldest first: each
  * recovered epoch's [e n1, end] (holes included: a recovery keeps slots
- * dense up to end), then the live one's [E n1, tail - 1]. */
+ * dense up to end), then the live one's released part [E n1, tail - 1]. */
 static size_t stream_ranges(const struct sstream *s, uint64_t (*rg)[2], size_t max)
 {
 	size_t n = 0;
@@ -145,7 +145,7 @@ static size_t stream_ranges(const struct sstream *s, uint64_t (*rg)[2], size_t m
 			hi = x->end;
 		} else {
 			lo = HS_LSN(s->epoch, 1);
-			hi = HS_LSN(s->epoch, s->next_esn) - 1;
+			hi = hs_serve_stream_tail(s) - 1;
 		}
 		if (lo <= s->trim)
 			lo = s->trim + 1;
@@ -160,7 +160,7 @@ static size_t stream_ranges(const struct sstream *s, uint64_t (*rg)[2], size_t m
 
 uint64_t hs_serve_stream_tail(const struct sstream *s)
 {
-	return HS_LSN(s->epoch, s->next_esn);
+	return s->released + 1;
 }
 
 static void stream_ranges_alloc(const struct sstream *s, uint64_t (**rg)[2], size_t *n)
@@ -1086,8 +1086,9 @@ static void read_resolved(struct serve *sv, struct cread *r)
 			return;
 	}
 	hs_t2_resolve_end(sv, r);
-	/* A read that does not follow never waits for new records: its end
-	 * is at most the pinned tail.  Past it, the live epoch's peer streams
+	/* A read that does not follow never waits: its end is at most the
+	 * pinned tail, one past the release point, so neither new records nor
+	 * appends in flight hold it up.  Past it, the live epoch's peer streams
 	 * would stop at the release point and wait for a RELEASE (the merge
 	 * neither done nor blocked): no READ_END ever. */
 	if (!(r->flags & HS_CREAD_FOLLOW) && (!r->until || r->until > hs_serve_stream_tail(s)))

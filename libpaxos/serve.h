@@ -497,7 +497,11 @@ void hs_serve_mem_flush(struct serve *sv);
 
 /* ---- read.c: positions ---------------------------------------------------- */
 
-/* The next LSN of the active stream s. */
+/* The tail of the active stream s as readers see it: one past its last
+ * released LSN (every acknowledged record is below it).  Appends still in
+ * flight are at or after it, so a read never waits for them: "tail" is
+ * what is durable when a position is resolved, as in LogDevice, and a
+ * follower from the tail gets every append acknowledged after it started. */
 uint64_t hs_serve_stream_tail(const struct sstream *s);
 /* The first retained LSN of s (its tail when it holds none). */
 uint64_t hs_serve_stream_head(const struct sstream *s);

@@ -321,12 +321,22 @@ peer_runs() {
 	# Refused once per FULL_AVOID_MS (10 s), not re-sent in a loop.
 	[ "$(ptool -a "unix:$HS_T/p1.sock" stats | sed -n 's/^runs_refused_nospace //p')" -le 2 ]
 	[ "$(grep -c 'disk nearly full' "$HS_T/serve.err")" -le 2 ]
-	# (A plain hs-cat would wait for the stalled run: it reads to the tail.)
-	run -0 timeout 30 "$HS_BIN/hs-cat" -c 1 one
+	# Reads go on: the tail is the release point, so hs-cat does not wait
+	# for the stalled append.
+	run -0 timeout 30 "$HS_BIN/hs-cat" -t 5s one
 	[ "$output" = before ]
+	# A follower from the tail gets the stalled append once it is stored
+	# (it was in flight, not acknowledged, when the follower started).
+	( timeout 30 "$HS_BIN/hs-tail" -c 1 one >"$HS_T/one.tail" 2>"$HS_T/one.tail.err"
+	  echo $? >"$HS_T/one.tail.rc" ) 3>&- &
+	sleep 0.5
 	# Room again: the stalled run goes out and is stored.
 	hs_daemon_stop p1
 	peer_start p1 --node-id 1
+	deadline=$((SECONDS + 20))
+	while ! [ -s "$HS_T/one.tail.rc" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+	[ "$(cat "$HS_T/one.tail.rc")" = 0 ] || { cat "$HS_T/one.tail.err"; false; }
+	[ "$(cat "$HS_T/one.tail")" = during ]
 	run -0 app one <(echo after)
 	run -0 timeout 30 "$HS_BIN/hs-cat" one
 	[ "$output" = "$(printf 'before\nduring\nafter')" ]
