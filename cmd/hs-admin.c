@@ -1722,6 +1722,11 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 	uint64_t v;
 	int opt, status;
 
+	/* Only -a and -t are settings: the other flags belong to one verb. */
+	c->config_common_only = 1;
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS "f", longopts, NULL, &argc, &argv);
+	if (status)
+		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "f", longopts, NULL)) != -1) {
 		switch (hs_cli_option(c, opt, optarg, &status)) {
 		case 0:
@@ -1873,6 +1878,10 @@ int main(int argc, char **argv)
 		if (status < 0) /* --help or --version */
 			status = 0;
 		goto out;
+	}
+	if (a.cli.argv) { /* settings from the configuration file came first */
+		argv = a.cli.argv;
+		argc += a.cli.ninjected;
 	}
 	status = run(&a, argc - first, argv + first);
 	if (status == ST_EPIPE)

@@ -88,6 +88,10 @@ int main(int argc, char **argv)
 	size_t idx;
 
 	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
+	status = hs_cli_config_args(&cli, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS, longopts, NULL,
+				    &argc, &argv);
+	if (status)
+		goto out_cli;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS, longopts,
 				  NULL)) != -1) {
 		r = hs_cli_option(&cli, opt, optarg, &status);

@@ -1956,9 +1956,15 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 		HS_CLI_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct hs_cli_env envs[] = {
+		{ "to", "HS_TIER_URL" }, { "endpoint", "HS_S3_ENDPOINT" }, { NULL, NULL }
+	};
 	uint64_t v;
 	int opt, st;
 
+	st = hs_cli_config_args(&o->cli, HS_CLI_SHORTOPTS, longopts, envs, &argc, &argv);
+	if (st)
+		return st;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_STREAM:

@@ -1552,6 +1552,9 @@ static int parse_args(struct peer *p, int argc, char **argv)
 	uint64_t v;
 	int opt, status;
 
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS, longopts, NULL, &argc, &argv);
+	if (status)
+		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (hs_cli_option(c, opt, optarg, &status)) {
 		case 0:

@@ -522,8 +522,13 @@ static void child_spawn(struct serve *sv, int i)
 	}
 	if (pid == 0) {
 		sigset_t all;
-		char *argv[] = { sv->peer_bin, "--data", ch->data, "--listen", ch->sock,
-				 "--node-id", node, "--durability", (char *)dur, NULL, NULL };
+		/* Our configuration file and -X overrides go along: the
+		 * peers' settings (hs-peer.*) are there too. */
+		char *argv[16 + 2 * (sizeof(sv->cli.overrides) / sizeof(sv->cli.overrides[0]))] = {
+			sv->peer_bin, "--data", ch->data, "--listen", ch->sock,
+			"--node-id", node, "--durability", (char *)dur
+		};
+		int n = 9;
 
 		/* The loop blocked signals for its signalfd: unblock for the child. */
 		sigemptyset(&all);
@@ -533,7 +538,16 @@ static void child_spawn(struct serve *sv, int i)
 		if (getppid() != ppid)
 			_exit(0);
 		if (hs_log_level() >= HS_LOG_INFO)
-			argv[9] = "-v";
+			argv[n++] = "-v";
+		if (sv->cli.config_path) {
+			argv[n++] = "--config";
+			argv[n++] = (char *)sv->cli.config_path;
+		}
+		for (int k = 0; k < sv->cli.noverrides; k++) {
+			argv[n++] = "-X";
+			argv[n++] = (char *)sv->cli.overrides[k];
+		}
+		argv[n] = NULL;
 		execv(sv->peer_bin, argv);
 		_exit(127);
 	}
@@ -806,8 +820,14 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 	};
 	struct hs_cli *c = &sv->cli;
 	uint64_t v;
+	static const struct hs_cli_env envs[] = {
+		{ "tier", "HS_TIER_URL" }, { "tier-endpoint", "HS_S3_ENDPOINT" }, { NULL, NULL }
+	};
 	int opt, status, has_local = 0;
 
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS, longopts, envs, &argc, &argv);
+	if (status)
+		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (hs_cli_option(c, opt, optarg, &status)) {
 		case 0:

@@ -51,6 +51,8 @@ int hs_cli_option(struct hs_cli *c, int opt, const char *arg, int *status)
 		c->config_path = arg;
 		return 0;
 	case 'X':
+		if (c->config_loaded)
+			return 0; /* taken by hs_cli_config_args already */
 		if ((size_t)c->noverrides >= sizeof(c->overrides) / sizeof(c->overrides[0])) {
 			*status = hs_cli_usage_error(c, "too many -X options");
 			return 1;
@@ -82,13 +84,14 @@ int hs_cli_option(struct hs_cli *c, int opt, const char *arg, int *status)
 	}
 }
 
-int hs_cli_finish(struct hs_cli *c)
+/* Load the configuration file (c->config_path, else the default one) and
+ * the -X overrides into c->config. */
+static int config_load(struct hs_cli *c)
 {
 	char def[4096];
 	const char *path = c->config_path;
 	int r;
 
-	hs_log_adjust(c->verbosity);
 	if (!path)
 		path = hs_config_default_path(def, sizeof(def));
 	if (path) {
@@ -105,6 +108,202 @@ int hs_cli_finish(struct hs_cli *c)
 			return hs_cli_usage_error(c, "invalid -X '%s' (use KEY=VALUE)",
 						  c->overrides[i]);
 	return 0;
+}
+
+int hs_cli_finish(struct hs_cli *c)
+{
+	hs_log_adjust(c->verbosity);
+	return c->config_loaded ? 0 : config_load(c);
+}
+
+/* ---- settings as flags (cli.h "CONFIGURATION") ---------------------------- */
+
+static int common_setting(const char *name)
+{
+	return !strcmp(name, "addr") || !strcmp(name, "timeout");
+}
+
+/* Options of c's program that are no setting. */
+static int not_setting(const struct hs_cli *c, const char *name)
+{
+	return !strcmp(name, "config") || !strcmp(name, "help") || !strcmp(name, "version") ||
+	       (c->config_common_only && !common_setting(name));
+}
+
+/* The long option named by name[0..n) (exact, else a unique prefix, as
+ * getopt_long matches), or -1. */
+static int long_index(const struct option *lo, const char *name, size_t n)
+{
+	int hit = -1;
+
+	for (int i = 0; lo[i].name; i++) {
+		if (strncmp(lo[i].name, name, n))
+			continue;
+		if (strlen(lo[i].name) == n)
+			return i;
+		hit = hit < 0 ? i : -2; /* two prefixes: ambiguous */
+	}
+	return hit < 0 ? -1 : hit;
+}
+
+/* Walk argv as getopt_long will (GNU permutation: operands are skipped,
+ * "--" ends the options) and mark in given[] every long option the command
+ * line sets, a short one marking the long options of the same value; note
+ * --config and -X on the way. */
+static int scan_args(struct hs_cli *c, const char *shortopts, const struct option *lo,
+		     int argc, char **argv, char *given)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--"))
+			break;
+		if (a[0] != '-' || !a[1])
+			continue;
+		if (a[1] == '-') {
+			const char *eq = strchr(a + 2, '=');
+			int k = long_index(lo, a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+			const char *val = eq ? eq + 1 : NULL;
+
+			if (k < 0)
+				continue;
+			given[k] = 1;
+			if (lo[k].has_arg == required_argument && !val && i + 1 < argc)
+				val = argv[++i];
+			if (lo[k].val == HS_OPT_CONFIG && val)
+				c->config_path = val;
+			continue;
+		}
+		for (const char *p = a + 1; *p; p++) {
+			const char *s = strchr(shortopts, *p);
+			const char *val = NULL;
+
+			if (!s || *p == ':')
+				break;
+			for (int k = 0; lo[k].name; k++)
+				if (lo[k].val == *p)
+					given[k] = 1;
+			if (s[1] != ':')
+				continue;
+			val = p[1] ? p + 1 : i + 1 < argc ? argv[++i] : NULL;
+			if (*p == 'X' && val) {
+				int status;
+
+				if (hs_cli_option(c, 'X', val, &status))
+					return status;
+			}
+			break;
+		}
+	}
+	return 0;
+}
+
+/* The environment sets option name (so the configuration must not). */
+static int env_sets(const char *name, const struct hs_cli_env *envs)
+{
+	static const struct hs_cli_env common[] = {
+		{ "addr", "HS_ADDR" }, { "timeout", "HS_TIMEOUT" }, { NULL, NULL }
+	};
+
+	for (int pass = 0; pass < 2; pass++) {
+		const struct hs_cli_env *e = pass ? envs : common;
+
+		for (; e && e->option; e++) {
+			const char *v;
+
+			if (strcmp(e->option, name))
+				continue;
+			v = getenv(e->env);
+			if (v && *v)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Add "--name=value" (or "--name") to c->injected. */
+static void inject(struct hs_cli *c, const char *name, const char *value)
+{
+	size_t n = strlen(name) + (value ? strlen(value) + 1 : 0) + 3;
+	char *s = hs_xmalloc(n);
+
+	snprintf(s, n, value ? "--%s=%s" : "--%s", name, value ? value : "");
+	c->injected = hs_xrealloc(c->injected, (size_t)(c->ninjected + 1) * sizeof(char *));
+	c->injected[c->ninjected++] = s;
+}
+
+int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct option *lo,
+		       const struct hs_cli_env *envs, int *argcp, char ***argvp)
+{
+	size_t plen = strlen(c->prog), nlo = 0;
+	char *given, key[256];
+	int r, argc = *argcp;
+
+	while (lo[nlo].name)
+		nlo++;
+	given = hs_xcalloc(nlo + 1, 1);
+	r = scan_args(c, shortopts, lo, argc, *argvp, given);
+	if (!r)
+		r = config_load(c);
+	if (r)
+		goto out;
+	c->config_loaded = 1;
+	/* "<prog>.<x>" must name a setting of ours. */
+	for (size_t i = 0; i < c->config.n; i++) {
+		const struct hs_config_kv *kv = &c->config.kv[i];
+		const char *x = kv->key + plen + 1;
+		int k;
+
+		if (strncmp(kv->key, c->prog, plen) || kv->key[plen] != '.')
+			continue;
+		k = long_index(lo, x, strlen(x));
+		if (k < 0 || strcmp(lo[k].name, x) || not_setting(c, x)) {
+			if (c->config_common_only)
+				r = hs_cli_fail(c, EX_CONFIG,
+						"%s: unknown setting '%s' (%s takes only addr and "
+						"timeout from the configuration)",
+						kv->origin, kv->key, c->prog);
+			else
+				r = hs_cli_fail(c, EX_CONFIG,
+						"%s: unknown setting '%s' (%s has no --%s)",
+						kv->origin, kv->key, c->prog, x);
+			goto out;
+		}
+	}
+	for (size_t k = 0; k < nlo; k++) {
+		const char *v;
+		int on;
+
+		if (given[k] || not_setting(c, lo[k].name) || env_sets(lo[k].name, envs))
+			continue;
+		snprintf(key, sizeof(key), "%s.%s", c->prog, lo[k].name);
+		if (!hs_config_get(&c->config, key) && common_setting(lo[k].name))
+			snprintf(key, sizeof(key), "%s", lo[k].name);
+		v = hs_config_get(&c->config, key);
+		if (!v)
+			continue;
+		if (lo[k].has_arg != no_argument) {
+			inject(c, lo[k].name, v);
+			continue;
+		}
+		if (hs_config_get_bool(&c->config, key, 0, &on) < 0) {
+			r = EX_CONFIG; /* logged, naming the key and its origin */
+			goto out;
+		}
+		if (on)
+			inject(c, lo[k].name, NULL);
+	}
+	if (c->ninjected) {
+		c->argv = hs_xmalloc((size_t)(argc + c->ninjected + 1) * sizeof(char *));
+		c->argv[0] = (*argvp)[0];
+		memcpy(c->argv + 1, c->injected, (size_t)c->ninjected * sizeof(char *));
+		memcpy(c->argv + 1 + c->ninjected, *argvp + 1, (size_t)argc * sizeof(char *));
+		*argcp = argc + c->ninjected;
+		*argvp = c->argv;
+	}
+out:
+	free(given);
+	return r;
 }
 
 static void vmsg(struct hs_cli *c, const char *fmt, va_list ap)
@@ -124,6 +323,12 @@ int hs_cli_usage_error(struct hs_cli *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg(c, fmt, ap);
 	va_end(ap);
+	if (c->ninjected) {
+		fprintf(stderr, "%s: (the configuration file gave", c->prog);
+		for (int i = 0; i < c->ninjected; i++)
+			fprintf(stderr, " %s", c->injected[i]);
+		fputs(")\n", stderr);
+	}
 	fputs(c->usage, stderr);
 	return EX_USAGE;
 }
@@ -168,5 +373,12 @@ int hs_cli_check_name(struct hs_cli *c, const char *where, const char *what, con
 
 void hs_cli_free(struct hs_cli *c)
 {
+	for (int i = 0; i < c->ninjected; i++)
+		free(c->injected[i]);
+	free(c->injected);
+	free(c->argv);
+	c->injected = NULL;
+	c->argv = NULL;
+	c->ninjected = 0;
 	hs_config_free(&c->config);
 }

@@ -8,6 +8,20 @@
  * HS_CLI_LONGOPTS expands to their struct option entries; HS_CLI_SHORTOPTS
  * is their short-option string.  Nothing here calls exit(): a function that
  * wants the process to end returns the exit status and cmd/ exits.
+ *
+ * CONFIGURATION (config.h has the file's syntax).  A setting is a long
+ * option: "hs-peer.min-free = 1G" is `hs-peer --min-free 1G`, and the
+ * common "addr" and "timeout" may also be given unscoped, for every tool
+ * ("timeout = 10s").  A flag without a value takes a boolean
+ * ("hs-append.whole = true").  Precedence, highest first: the command
+ * line, the environment (HS_ADDR, HS_TIMEOUT and the program's own, such
+ * as HS_TIER_URL), "<prog>.<option>", "<option>", the built-in default.
+ * hs_cli_config_args() does it before getopt by putting each setting the
+ * command line and the environment leave open in front of argv as
+ * "--option=value", so that every flag keeps one parser.  A key
+ * "<prog>.<x>" naming no option of that program is an error (78): a typo
+ * must not be silently ignored.  --config, --help and --version cannot be
+ * set there.
  */
 #ifndef HS_CLI_H
 #define HS_CLI_H
@@ -40,6 +54,19 @@ struct hs_cli {
 	struct hs_config config; /* owned; filled by hs_cli_finish() */
 	const char *overrides[64]; /* -X values, borrowed from argv */
 	int noverrides;
+	int config_loaded;     /* by hs_cli_config_args: not again in finish */
+	int config_common_only; /* set before hs_cli_config_args: only the
+				 * common options (addr, timeout) are settings */
+	char **argv;           /* owned: hs_cli_config_args' argv, NULL-ended */
+	char **injected;       /* owned strings: the "--option=value" it added */
+	int ninjected;
+};
+
+/* An option whose default comes from an environment variable: a setting
+ * for it in the configuration file is used only when env is unset. */
+struct hs_cli_env {
+	const char *option; /* long option name */
+	const char *env;
 };
 
 /* Start: name the program, set up logging at default level def, read the
@@ -53,11 +80,29 @@ void hs_cli_init(struct hs_cli *c, const char *argv0, int def_level,
  * in *status when the program must stop: then the return value is 1. */
 int hs_cli_option(struct hs_cli *c, int opt, const char *arg, int *status);
 
-/* After option parsing: apply -v/-q, load the config file and -X overrides.
- * Returns 0 or an exit status (78 bad config, 64 bad -X) after printing why. */
+/* Before option parsing (see CONFIGURATION): find --config and -X in
+ * *argvp, load the configuration file (--config, else HS_CONFIG, else the
+ * default path, which may be missing) and the -X overrides, and replace
+ * *argcp and *argvp by argv[0], "--option=value" for every option of longopts
+ * that the command line does not give and whose environment variable (the
+ * common HS_ADDR and HS_TIMEOUT, and envs: NULL or ended by a NULL
+ * option) is unset but that the configuration sets, then the original
+ * arguments.  shortopts is the program's whole getopt string (to tell a
+ * short option's argument from the next flag).  The new array belongs to
+ * c (hs_cli_free); its strings are argv's or c's.  Returns 0, or an exit
+ * status after printing why: 78 for an unreadable file, a syntax error or
+ * an unknown "<prog>.<x>" key, 64 for a bad -X. */
+int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct option *longopts,
+		       const struct hs_cli_env *envs, int *argcp, char ***argvp);
+
+/* After option parsing: apply -v/-q, load the config file and -X overrides
+ * (unless hs_cli_config_args did).  Returns 0 or an exit status (78 bad
+ * config, 64 bad -X) after printing why. */
 int hs_cli_finish(struct hs_cli *c);
 
-/* Print "prog: message" and the short usage to stderr; returns 64 (EX_USAGE). */
+/* Print "prog: message" and the short usage to stderr (and, when settings
+ * came from the configuration file, which flags they became); returns 64
+ * (EX_USAGE). */
 int hs_cli_usage_error(struct hs_cli *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -5,8 +5,8 @@
  *
  *   # a comment line; blank lines are ignored
  *   timeout = 5s
- *   retention = 7d            # a comment after an unquoted value
- *   motd = "say \"hi\" # not a comment"
+ *   hs-peer.min-free = 1G     # a comment after an unquoted value
+ *   hs-offload.to = "file:///srv/a \"b\" # not a comment"
  *
  * Keys are [a-z0-9_.-]+.  Whitespace around the key and the value is
  * trimmed.  An unquoted value runs to the end of the line or to a '#' that
@@ -14,7 +14,8 @@
  * escapes; only whitespace or a comment may follow the closing quote.  A key
  * given twice keeps the last value; -X overrides applied after loading win.
  * Keys nobody reads are kept, not refused, so that one file can serve every
- * tool; values are validated when read, by the typed getters.
+ * tool; values are validated when read, by the typed getters.  What the
+ * keys mean (long options of each program) is cli.h's "CONFIGURATION".
  *
  * The file is $HS_CONFIG or --config, else $XDG_CONFIG_HOME/hs/config, else
  * ~/.config/hs/config (the caller picks: see hs_config_default_path()).

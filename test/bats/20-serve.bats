@@ -186,3 +186,45 @@ teardown_file() {
 	! hs_alive "$child"
 	[ ! -e "$HS_T/t.sock" ]
 }
+
+# Settings (cli.h "CONFIGURATION"): "<prog>.<option>" for any long option,
+# addr and timeout unscoped too; hs-serve hands its --config and -X on to
+# the peers it spawns, so hs-peer.* settings reach them.
+@test "settings from the configuration file reach hs-serve, its peers and the clients; flags win" {
+	local conf=$HS_T/cfg.conf
+	printf '%s\n' 'hs-serve.local-peers = 2' 'hs-serve.replication = 2' \
+		'hs-peer.min-free = 1P' 'timeout = 2s' "addr = unix:$HS_T/cfg.sock" >"$conf"
+	hs_daemon_start cfg "$HS_BIN/hs-serve" --config "$conf" --data "$HS_T/cfg.d" \
+		--listen "unix:$HS_T/cfg.sock"
+	[ "$(pgrep -P "$(hs_daemon_pid cfg)" -x hs-peer | wc -l)" = 2 ]
+	# addr from the file (HS_ADDR unset), replication 2 by default.
+	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-admin" --config "$conf" stream create c1
+	[ "$status" -eq 0 ]
+	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-admin" --config "$conf" stream info c1
+	[[ "$output" == *$'\nreplication   2\n'* ]]
+	# Both peers refuse (min-free 1P): the append waits; timeout 2s from the file.
+	run --separate-stderr env -u HS_ADDR timeout 30 "$HS_BIN/hs-append" --config "$conf" c1 \
+		< <(echo x)
+	[ "$status" -eq 75 ]
+	[[ "$stderr" == *"no answer from hs-serve within 2s (--timeout)"* ]]
+	# The environment beats the file, the command line beats both.
+	run env HS_ADDR=unix:$HS_T/nothere timeout 30 "$HS_BIN/hs-admin" --config "$conf" stream list
+	[ "$status" -eq 69 ]
+	run env HS_ADDR=unix:$HS_T/nothere timeout 30 "$HS_BIN/hs-admin" --config "$conf" \
+		-a "unix:$HS_T/cfg.sock" stream list
+	[ "$status" -eq 0 ]
+	hs_daemon_stop cfg
+	# -X on hs-serve's command line reaches the peers too: room again.
+	hs_daemon_start cfg "$HS_BIN/hs-serve" --config "$conf" -X hs-peer.min-free=0 \
+		--data "$HS_T/cfg.d" --listen "unix:$HS_T/cfg.sock"
+	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-append" --config "$conf" -t 10s c1 < <(echo y)
+	[ "$status" -eq 0 ]
+	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-cat" --config "$conf" -t 10s c1
+	[ "$output" = "$(printf 'x\ny')" ] || [ "$output" = y ]
+	# A typo is an error, not ignored.
+	printf 'hs-serve.replicaton = 2\n' >"$HS_T/typo.conf"
+	run timeout 30 "$HS_BIN/hs-serve" --config "$HS_T/typo.conf" --data "$HS_T/typo.d"
+	[ "$status" -eq 78 ]
+	[[ "$output" == *"unknown setting 'hs-serve.replicaton' (hs-serve has no --replicaton)"* ]]
+	hs_daemon_stop cfg
+}
