@@ -717,6 +717,8 @@ static void on_stop_timer(struct hs_loop *l, void *arg)
 			hs_warn("stopping with appends still in flight");
 		sv->stopping = 2;
 		sv->stop_deadline = now + STOP_GRACE_MS;
+		if (sv->nchildren)
+			hs_peers_quiet(sv->peers); /* our own peers stopping */
 		for (int i = 0; i < sv->nchildren; i++)
 			if (sv->children[i].pid > 0)
 				kill(sv->children[i].pid, SIGTERM);

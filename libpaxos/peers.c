@@ -47,6 +47,7 @@ struct hs_peers {
 	void *arg;
 	size_t max_frame;
 	uint64_t next_id;
+	int quiet;                /* hs_peers_quiet: losses are expected */
 	int n;
 	struct link links[];
 };
@@ -186,10 +187,12 @@ static void on_closed(struct hs_conn *c, int err, void *arg)
 	/* A close without a code is the peer going away (EOF). */
 	k->last_err = err ? err : -ECONNRESET;
 	k->last_err_ms = hs_wall_ms();
-	if (was_up || !k->warned)
+	if ((was_up || !k->warned) && !ps->quiet)
 		hs_warn("peer %s: %s; reconnecting", k->addr,
 			was_up ? (err ? hs_strerror(err) : "connection closed")
 			       : (err ? hs_strerror(err) : "closed before HELLO"));
+	else if (was_up)
+		hs_info("peer %s: %s", k->addr, err ? hs_strerror(err) : "connection closed");
 	k->warned = 1;
 	/* Complete every waiting request; callbacks may register new ones
 	 * (they cannot, while we are down, but be robust): drain by bucket. */
@@ -268,6 +271,11 @@ int hs_peers_new(struct hs_loop *l, const char *const *addrs, int n, size_t max_
 		link_connect(&ps->links[i]);
 	*out = ps;
 	return 0;
+}
+
+void hs_peers_quiet(struct hs_peers *ps)
+{
+	ps->quiet = 1;
 }
 
 void hs_peers_free(struct hs_peers *ps)

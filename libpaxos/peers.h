@@ -59,6 +59,10 @@ int hs_peers_new(struct hs_loop *l, const char *const *addrs, int n, size_t max_
 /* Close every link (no callbacks run) and free.  NULL is a no-op. */
 void hs_peers_free(struct hs_peers *ps);
 
+/* The links are about to go (hs-serve stops its own peers): from now on
+ * a lost link is logged at info level, not as a warning. */
+void hs_peers_quiet(struct hs_peers *ps);
+
 int hs_peers_count(const struct hs_peers *ps);
 /* 1 if link idx is UP. */
 int hs_peers_is_up(const struct hs_peers *ps, int idx);

@@ -177,7 +177,7 @@ teardown_file() {
 	hs_daemon_stop tcp
 }
 
-@test "SIGTERM stops hs-serve with 0 and stops its peer" {
+@test "SIGTERM stops hs-serve with 0 and stops its peer, quietly" {
 	hs_daemon_start term "$HS_BIN/hs-serve" --data "$HS_T/term.d" --listen "unix:$HS_T/t.sock"
 	child=$(pgrep -P "$(hs_daemon_pid term)" -x hs-peer)
 	[ -n "$child" ]
@@ -185,6 +185,8 @@ teardown_file() {
 	hs_daemon_stop term
 	! hs_alive "$child"
 	[ ! -e "$HS_T/t.sock" ]
+	# A clean stop is no reason for a warning (its own peer going away).
+	! grep -E 'warning|error' "$HS_T/term.err" || false
 }
 
 # Settings (cli.h "CONFIGURATION"): "<prog>.<option>" for any long option,
