@@ -1724,7 +1724,7 @@ static int parse_args(struct admin *a, int argc, char **argv, int *first)
 
 	/* Only -a and -t are settings: the other flags belong to one verb. */
 	c->config_common_only = 1;
-	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS "f", longopts, NULL, &argc, &argv);
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS "f", longopts, NULL, NULL, &argc, &argv);
 	if (status)
 		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "f", longopts, NULL)) != -1) {

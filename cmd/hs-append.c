@@ -894,7 +894,10 @@ static int parse_args(struct app *a, int argc, char **argv)
 	uint64_t v;
 	int opt, status;
 
-	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS "c0d:", longopts, NULL, &argc, &argv);
+	static const char *const groups[] = { "null delimiter whole format", NULL };
+
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS "c0d:", longopts, NULL, groups, &argc,
+				    &argv);
 	if (status)
 		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS "c0d:", longopts, NULL)) != -1) {

@@ -75,6 +75,8 @@ int main(int argc, char **argv)
 		HS_READOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
+	/* What hs-cat refuses together (settings yield to the command line). */
+	static const char *const groups[] = { "null delimiter format", "last #2", NULL };
 	struct hs_cli cli;
 	struct hs_fmt_out fmt;
 	struct hs_reader rd;
@@ -89,7 +91,7 @@ int main(int argc, char **argv)
 
 	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
 	status = hs_cli_config_args(&cli, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS, longopts, NULL,
-				    &argc, &argv);
+				    groups, &argc, &argv);
 	if (status)
 		goto out_cli;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS, longopts,

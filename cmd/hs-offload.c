@@ -1962,7 +1962,9 @@ static int parse_args(struct offload *o, int argc, char **argv, bool *done)
 	uint64_t v;
 	int opt, st;
 
-	st = hs_cli_config_args(&o->cli, HS_CLI_SHORTOPTS, longopts, envs, &argc, &argv);
+	static const char *const groups[] = { "sweep verify rebuild", NULL };
+
+	st = hs_cli_config_args(&o->cli, HS_CLI_SHORTOPTS, longopts, envs, groups, &argc, &argv);
 	if (st)
 		return st;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS, longopts, NULL)) != -1) {

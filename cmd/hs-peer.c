@@ -78,9 +78,10 @@
  * "low on space" and answers every ordinary append run of a STORE with
  * -HS_ENOSPC in STORED, writing nothing (a run the seal refuses still gets
  * -HS_ESEALED, so fencing works on a full peer too).  Everything else goes
- * on: RECOVERY, HOLE and BRIDGE runs (recovery must be able to finish an
- * epoch), SEAL, CLEAN, RELEASE, TRIM (it frees space), register writes and
- * reads are all small.  hs-serve leaves a peer that answered -HS_ENOSPC out
+ * on: a recovery's runs (flag RECOVERY: recovery must be able to finish an
+ * epoch; they re-store at most the unreleased tail, so on a disk that is
+ * really full they can still reach the hard path below), SEAL, CLEAN,
+ * RELEASE, TRIM (it frees space), register writes and reads.  hs-serve leaves a peer that answered -HS_ENOSPC out
  * of its copysets for a while (libpaxos/seq.c), so the refusals are cheap
  * and rare.  The state is logged once on entry (warning) and once on exit
  * (info) and shown in STATS (low_space, free_bytes as of the last check,
@@ -941,8 +942,9 @@ static void before_sleep(struct hs_loop *l, void *arg)
 /* ---- requests ------------------------------------------------------------ */
 
 /*
- * While low on space: 0 if the run may still be staged (a RECOVERY, HOLE
- * or BRIDGE run, or one too short to tell: hs_store_stage_run judges it),
+ * While low on space: 0 if the run may still be staged (a recovery's run:
+ * its records, HOLEs and BRIDGE all carry HS_RUN_RECOVERY; or one too
+ * short to tell: hs_store_stage_run judges it),
  * -HS_ESEALED (with *seal) for an ordinary run the seal refuses anyway,
  * so a fenced sequencer learns it here too; else -HS_ENOSPC.
  */
@@ -951,7 +953,7 @@ static int refuse_low_space(struct peer *p, uint64_t log, uint64_t first, const 
 {
 	struct hs_log_meta m;
 
-	if (len < 2 || (run[1] & (HS_RUN_HOLE | HS_RUN_BRIDGE | HS_RUN_RECOVERY)))
+	if (len < 2 || (run[1] & HS_RUN_RECOVERY))
 		return 0;
 	if (hs_store_meta(p->store, log, &m) == 0) {
 		*seal = m.seal > m.soft_seal ? m.seal : m.soft_seal;
@@ -1552,7 +1554,7 @@ static int parse_args(struct peer *p, int argc, char **argv)
 	uint64_t v;
 	int opt, status;
 
-	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS, longopts, NULL, &argc, &argv);
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS, longopts, NULL, NULL, &argc, &argv);
 	if (status)
 		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS, longopts, NULL)) != -1) {

@@ -557,6 +557,8 @@ static void child_spawn(struct serve *sv, int i)
 	hs_peers_kick(sv->peers, i);
 }
 
+static void serve_stop(struct serve *sv);
+
 static void on_sigchld(struct serve *sv)
 {
 	for (;;) {
@@ -573,6 +575,16 @@ static void on_sigchld(struct serve *sv)
 			ch->pid = 0;
 			if (sv->stopping)
 				break;
+			if (WIFEXITED(st) &&
+			    (WEXITSTATUS(st) == EX_USAGE || WEXITSTATUS(st) == EX_CONFIG)) {
+				/* Its flags or hs-peer.* settings (our --config
+				 * and -X) are wrong: restarting cannot help. */
+				hs_error("hs-peer %d exited with status %d (usage or configuration, "
+					 "see above); stopping", i + 1, WEXITSTATUS(st));
+				sv->exit_status = EX_CONFIG;
+				serve_stop(sv);
+				break;
+			}
 			if (WIFSIGNALED(st))
 				hs_warn("hs-peer %d (pid %d) killed by signal %d; restarting it",
 					i + 1, (int)pid, WTERMSIG(st));
@@ -755,6 +767,14 @@ static void on_signal(struct hs_loop *l, int signo, void *arg)
 	if (sv->stopping)
 		return;
 	hs_info("%s: finishing appends in flight and stopping", strsignal(signo));
+	serve_stop(sv);
+}
+
+/* Finish the appends in flight, stop our peers, then the loop. */
+static void serve_stop(struct serve *sv)
+{
+	struct hs_loop *l = sv->loop;
+
 	sv->stopping = 1;
 	sv->stop_deadline = hs_now_ms() + STOP_GRACE_MS;
 	close_listeners(sv);
@@ -825,9 +845,10 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 	static const struct hs_cli_env envs[] = {
 		{ "tier", "HS_TIER_URL" }, { "tier-endpoint", "HS_S3_ENDPOINT" }, { NULL, NULL }
 	};
+	static const char *const groups[] = { "local-peers peer", NULL };
 	int opt, status, has_local = 0;
 
-	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS, longopts, envs, &argc, &argv);
+	status = hs_cli_config_args(c, HS_CLI_SHORTOPTS, longopts, envs, groups, &argc, &argv);
 	if (status)
 		return status;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS, longopts, NULL)) != -1) {

@@ -145,6 +145,9 @@ int main(int argc, char **argv)
 		{ "sub", required_argument, NULL, OPT_SUB },
 		{ NULL, 0, NULL, 0 },
 	};
+	/* What hs-tail refuses together (settings yield to the command line). */
+	static const char *const groups[] = { "null delimiter format", "last from", "sub #1",
+					      "sub last", "sub from", "sub until", NULL };
 	struct hs_cli cli;
 	struct hs_fmt_out fmt;
 	struct hs_reader rd;
@@ -162,7 +165,7 @@ int main(int argc, char **argv)
 
 	hs_cli_init(&cli, argv[0], HS_LOG_WARN, usage_text, help_text);
 	status = hs_cli_config_args(&cli, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS "F", longopts, NULL,
-				    &argc, &argv);
+				    groups, &argc, &argv);
 	if (status)
 		goto out_cli;
 	while ((opt = getopt_long(argc, argv, HS_CLI_SHORTOPTS HS_READOPT_SHORTOPTS "F", longopts,

@@ -123,10 +123,12 @@ static int common_setting(const char *name)
 	return !strcmp(name, "addr") || !strcmp(name, "timeout");
 }
 
-/* Options of c's program that are no setting. */
+/* Options of c's program that are no setting: the file's own, the ones
+ * that do not configure (help, version) and one process's own files. */
 static int not_setting(const struct hs_cli *c, const char *name)
 {
 	return !strcmp(name, "config") || !strcmp(name, "help") || !strcmp(name, "version") ||
+	       !strcmp(name, "pidfile") || !strcmp(name, "ready-file") ||
 	       (c->config_common_only && !common_setting(name));
 }
 
@@ -146,20 +148,39 @@ static int long_index(const struct option *lo, const char *name, size_t n)
 	return hit < 0 ? -1 : hit;
 }
 
+/* What the command line holds, as far as settings are concerned. */
+struct scan {
+	char *given;   /* per long option: on the command line */
+	int nops;      /* operands */
+	int help;      /* --help or --version: the file is not read */
+};
+
 /* Walk argv as getopt_long will (GNU permutation: operands are skipped,
- * "--" ends the options) and mark in given[] every long option the command
- * line sets, a short one marking the long options of the same value; note
- * --config and -X on the way. */
+ * "--" ends the options; POSIXLY_CORRECT or a leading '+': the first
+ * operand does) and mark in sc->given every long option the command line
+ * sets, a short one marking the long options of the same value; count the
+ * operands; note --config, -X, --help and --version on the way. */
 static int scan_args(struct hs_cli *c, const char *shortopts, const struct option *lo,
-		     int argc, char **argv, char *given)
+		     int argc, char **argv, struct scan *sc)
 {
+	int posix = shortopts[0] == '+' || getenv("POSIXLY_CORRECT");
+	char *given = sc->given;
+
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (!strcmp(a, "--"))
+		if (!strcmp(a, "--")) {
+			sc->nops += argc - i - 1;
 			break;
-		if (a[0] != '-' || !a[1])
+		}
+		if (a[0] != '-' || !a[1]) {
+			if (posix) {
+				sc->nops += argc - i;
+				break;
+			}
+			sc->nops++;
 			continue;
+		}
 		if (a[1] == '-') {
 			const char *eq = strchr(a + 2, '=');
 			int k = long_index(lo, a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
@@ -168,6 +189,7 @@ static int scan_args(struct hs_cli *c, const char *shortopts, const struct optio
 			if (k < 0)
 				continue;
 			given[k] = 1;
+			sc->help |= lo[k].val == 'h' || lo[k].val == 'V';
 			if (lo[k].has_arg == required_argument && !val && i + 1 < argc)
 				val = argv[++i];
 			if (lo[k].val == HS_OPT_CONFIG && val)
@@ -178,8 +200,9 @@ static int scan_args(struct hs_cli *c, const char *shortopts, const struct optio
 			const char *s = strchr(shortopts, *p);
 			const char *val = NULL;
 
-			if (!s || *p == ':')
+			if (!s || *p == ':' || *p == '+')
 				break;
+			sc->help |= *p == 'h' || *p == 'V';
 			for (int k = 0; lo[k].name; k++)
 				if (lo[k].val == *p)
 					given[k] = 1;
@@ -198,7 +221,39 @@ static int scan_args(struct hs_cli *c, const char *shortopts, const struct optio
 	return 0;
 }
 
-/* The environment sets option name (so the configuration must not). */
+/* Another member of one of option k's groups (cli.h) is on the command
+ * line. */
+static int group_given(const struct option *lo, int k, const char *const *groups,
+		       const struct scan *sc)
+{
+	size_t n = strlen(lo[k].name);
+
+	for (; groups && *groups; groups++) {
+		const char *g = *groups, *t;
+		int mine = 0, other = 0;
+
+		for (t = g; *t; t += strcspn(t, " "), t += *t == ' ') {
+			size_t tn = strcspn(t, " ");
+			int j;
+
+			if (tn == n && !strncmp(t, lo[k].name, n)) {
+				mine = 1;
+			} else if (*t == '#') {
+				other |= sc->nops >= atoi(t + 1);
+			} else {
+				for (j = 0; lo[j].name; j++)
+					if (strlen(lo[j].name) == tn && !strncmp(lo[j].name, t, tn))
+						other |= sc->given[j];
+			}
+		}
+		if (mine && other)
+			return 1;
+	}
+	return 0;
+}
+
+/* The environment sets option name (so the configuration must not); an
+ * HS_TIMEOUT that does not parse was ignored (hs_cli_init): not set. */
 static int env_sets(const char *name, const struct hs_cli_env *envs)
 {
 	static const struct hs_cli_env common[] = {
@@ -214,8 +269,13 @@ static int env_sets(const char *name, const struct hs_cli_env *envs)
 			if (strcmp(e->option, name))
 				continue;
 			v = getenv(e->env);
-			if (v && *v)
+			if (v && *v) {
+				uint64_t ms;
+
+				if (!strcmp(e->env, "HS_TIMEOUT") && hs_parse_duration_ms(v, &ms) < 0)
+					continue;
 				return 1;
+			}
 		}
 	}
 	return 0;
@@ -233,21 +293,26 @@ static void inject(struct hs_cli *c, const char *name, const char *value)
 }
 
 int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct option *lo,
-		       const struct hs_cli_env *envs, int *argcp, char ***argvp)
+		       const struct hs_cli_env *envs, const char *const *groups, int *argcp,
+		       char ***argvp)
 {
 	size_t plen = strlen(c->prog), nlo = 0;
-	char *given, key[256];
+	struct scan sc = { 0 };
+	char key[256];
 	int r, argc = *argcp;
 
 	while (lo[nlo].name)
 		nlo++;
-	given = hs_xcalloc(nlo + 1, 1);
-	r = scan_args(c, shortopts, lo, argc, *argvp, given);
-	if (!r)
-		r = config_load(c);
+	sc.given = hs_xcalloc(nlo + 1, 1);
+	r = scan_args(c, shortopts, lo, argc, *argvp, &sc);
 	if (r)
 		goto out;
 	c->config_loaded = 1;
+	if (sc.help)
+		goto out; /* --help/--version: not even a broken file stops them */
+	r = config_load(c);
+	if (r)
+		goto out;
 	/* "<prog>.<x>" must name a setting of ours. */
 	for (size_t i = 0; i < c->config.n; i++) {
 		const struct hs_config_kv *kv = &c->config.kv[i];
@@ -257,6 +322,14 @@ int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct opt
 		if (strncmp(kv->key, c->prog, plen) || kv->key[plen] != '.')
 			continue;
 		k = long_index(lo, x, strlen(x));
+		if (k >= 0 && !strcmp(lo[k].name, x) && not_setting(c, x) &&
+		    !c->config_common_only) {
+			r = hs_cli_fail(c, EX_CONFIG,
+					"%s: '%s' cannot be set in the configuration (--%s "
+					"only on the command line)",
+					kv->origin, kv->key, x);
+			goto out;
+		}
 		if (k < 0 || strcmp(lo[k].name, x) || not_setting(c, x)) {
 			if (c->config_common_only)
 				r = hs_cli_fail(c, EX_CONFIG,
@@ -274,7 +347,8 @@ int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct opt
 		const char *v;
 		int on;
 
-		if (given[k] || not_setting(c, lo[k].name) || env_sets(lo[k].name, envs))
+		if (sc.given[k] || not_setting(c, lo[k].name) || env_sets(lo[k].name, envs) ||
+		    group_given(lo, (int)k, groups, &sc))
 			continue;
 		snprintf(key, sizeof(key), "%s.%s", c->prog, lo[k].name);
 		if (!hs_config_get(&c->config, key) && common_setting(lo[k].name))
@@ -302,7 +376,7 @@ int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct opt
 		*argvp = c->argv;
 	}
 out:
-	free(given);
+	free(sc.given);
 	return r;
 }
 
@@ -324,7 +398,7 @@ int hs_cli_usage_error(struct hs_cli *c, const char *fmt, ...)
 	vmsg(c, fmt, ap);
 	va_end(ap);
 	if (c->ninjected) {
-		fprintf(stderr, "%s: (the configuration file gave", c->prog);
+		fprintf(stderr, "%s: (from the configuration:", c->prog);
 		for (int i = 0; i < c->ninjected; i++)
 			fprintf(stderr, " %s", c->injected[i]);
 		fputs(")\n", stderr);

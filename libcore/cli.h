@@ -20,8 +20,13 @@
  * command line and the environment leave open in front of argv as
  * "--option=value", so that every flag keeps one parser.  A key
  * "<prog>.<x>" naming no option of that program is an error (78): a typo
- * must not be silently ignored.  --config, --help and --version cannot be
- * set there.
+ * must not be silently ignored.  --config, --help, --version, --pidfile
+ * and --ready-file (one process's own) cannot be set there.  Options a
+ * program refuses together (-0 and --format...) are given as groups: a
+ * setting is left out when another member of its group is on the command
+ * line, so the command line wins there too.  With --help or --version on
+ * the command line the file is not read at all (a broken file must not
+ * hide the help).
  */
 #ifndef HS_CLI_H
 #define HS_CLI_H
@@ -87,13 +92,18 @@ int hs_cli_option(struct hs_cli *c, int opt, const char *arg, int *status);
  * that the command line does not give and whose environment variable (the
  * common HS_ADDR and HS_TIMEOUT, and envs: NULL or ended by a NULL
  * option) is unset but that the configuration sets, then the original
- * arguments.  shortopts is the program's whole getopt string (to tell a
- * short option's argument from the next flag).  The new array belongs to
+ * arguments.  groups (NULL, or NULL-ended): strings of long option names
+ * separated by spaces that the program refuses together, "#N" standing for
+ * N or more operands ("last #2": -n and a RANGE); a setting is left out
+ * when another member of one of its groups is on the command line.
+ * shortopts is the program's whole getopt string (to tell a short option's
+ * argument from the next flag).  The new array belongs to
  * c (hs_cli_free); its strings are argv's or c's.  Returns 0, or an exit
  * status after printing why: 78 for an unreadable file, a syntax error or
  * an unknown "<prog>.<x>" key, 64 for a bad -X. */
 int hs_cli_config_args(struct hs_cli *c, const char *shortopts, const struct option *longopts,
-		       const struct hs_cli_env *envs, int *argcp, char ***argvp);
+		       const struct hs_cli_env *envs, const char *const *groups, int *argcp,
+		       char ***argvp);
 
 /* After option parsing: apply -v/-q, load the config file and -X overrides
  * (unless hs_cli_config_args did).  Returns 0 or an exit status (78 bad

@@ -221,12 +221,28 @@ teardown_file() {
 		--data "$HS_T/cfg.d" --listen "unix:$HS_T/cfg.sock"
 	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-append" --config "$conf" -t 10s c1 < <(echo y)
 	[ "$status" -eq 0 ]
-	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-cat" --config "$conf" -t 10s c1
-	[ "$output" = "$(printf 'x\ny')" ] || [ "$output" = y ]
+	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-cat" --config "$conf" -t 10s -n 1 c1
+	[ "$output" = y ]
+	# A setting yields to an option the program refuses it with (-0 and
+	# --format); --help does not read the file.
+	echo 'hs-cat.format = json' >>"$conf"
+	run env -u HS_ADDR timeout 30 "$HS_BIN/hs-cat" --config "$conf" -n 1 c1
+	[[ "$output" == '{"lsn":'*'"data":"y"}' ]]
+	env -u HS_ADDR timeout 30 "$HS_BIN/hs-cat" --config "$conf" -0 -n 1 c1 >"$HS_T/c1.nul"
+	[ "$(od -An -c "$HS_T/c1.nul" | tr -d ' ')" = 'y\0' ]
+	echo 'hs-cat.typo = 1' >>"$conf"
+	run timeout 30 "$HS_BIN/hs-cat" --config "$conf" --help
+	[ "$status" -eq 0 ]
 	# A typo is an error, not ignored.
 	printf 'hs-serve.replicaton = 2\n' >"$HS_T/typo.conf"
 	run timeout 30 "$HS_BIN/hs-serve" --config "$HS_T/typo.conf" --data "$HS_T/typo.d"
 	[ "$status" -eq 78 ]
 	[[ "$output" == *"unknown setting 'hs-serve.replicaton' (hs-serve has no --replicaton)"* ]]
+	# ... and so is one in its peers' settings: hs-serve stops, not restarts them.
+	printf 'hs-peer.min-fre = 1G\n' >"$HS_T/ptypo.conf"
+	run timeout 30 "$HS_BIN/hs-serve" --config "$HS_T/ptypo.conf" --data "$HS_T/ptypo.d" \
+		--listen "unix:$HS_T/ptypo.sock"
+	[ "$status" -eq 78 ]
+	[[ "$output" == *"unknown setting 'hs-peer.min-fre'"*"hs-peer 1 exited with status 78"* ]]
 	hs_daemon_stop cfg
 }

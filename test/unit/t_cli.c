@@ -21,11 +21,14 @@ static const struct option longopts[] = {
 	{ "tier", required_argument, NULL, OPT_TIER },
 	{ "peer", required_argument, NULL, OPT_PEER },
 	{ "count", required_argument, NULL, 'c' },
+	{ "pidfile", required_argument, NULL, OPT_PEER + 1 },
 	{ NULL, 0, NULL, 0 },
 };
 #define SHORTOPTS HS_CLI_SHORTOPTS "c:0"
 
 static const struct hs_cli_env envs[] = { { "tier", "T_CLI_TIER" }, { NULL, NULL } };
+/* --whole and --tier refused together; --count with two operands. */
+static const char *const groups[] = { "whole tier", "count #2", NULL };
 
 static void write_cfg(const char *text)
 {
@@ -55,7 +58,7 @@ static const char *run(const char *config, const char *const *args, struct hs_cl
 	hs_cli_init(c, "t-cli", 0, "usage: t-cli\n", "");
 	c->config_path = cfg;
 	av = argv;
-	st = hs_cli_config_args(c, SHORTOPTS, longopts, envs, &argc, &av);
+	st = hs_cli_config_args(c, SHORTOPTS, longopts, envs, groups, &argc, &av);
 	if (st) {
 		snprintf(out, sizeof(out), "status %d", st);
 		return out;
@@ -101,7 +104,8 @@ int main(void)
 	CHECK("t-cli.count = 5\n", "--count=3", "--count=3", NULL);
 	/* A flag's argument is not a flag; after "--" nothing is. */
 	CHECK("t-cli.count = 5\n", "--count=5 -a --count", "-a", "--count", NULL);
-	CHECK("t-cli.count = 5\n", "--count=5 -- -c 3", "--", "-c", "3", NULL);
+	CHECK("t-cli.min-free = 1G\n", "--min-free=1G -- --min-free 0", "--", "--min-free", "0",
+	      NULL);
 	/* Operands anywhere (GNU permutation). */
 	CHECK("t-cli.count = 5\n", "s -c 3", "s", "-c", "3", NULL);
 	/* Common settings unscoped; the scoped one wins. */
@@ -135,6 +139,29 @@ int main(void)
 	      "--tier=file:///c --peer=unix:/p", NULL);
 	/* A syntax error is a configuration error. */
 	CHECK("t-cli.min-free\n", "status 78", NULL);
+	/* ... but --help and --version do not even read the file. */
+	CHECK("t-cli.min-free\n", "--help", "--help", NULL);
+	CHECK("t-cli.typo = 1\n", "-V", "-V", NULL);
+	CHECK("t-cli.min-free = 1G\n", "-vh", "-vh", NULL);
+	/* One process's own files are no settings. */
+	CHECK("t-cli.pidfile = /run/x.pid\n", "status 78", NULL);
+	/* Options refused together: the command line's wins. */
+	CHECK("t-cli.whole = true\n", "--tier x", "--tier", "x", NULL);
+	CHECK("t-cli.tier = file:///c\n", "--whole", "--whole", NULL);
+	CHECK("t-cli.whole = true\nt-cli.min-free = 1G\n", "--min-free=1G --tier=x", "--tier=x",
+	      NULL);
+	CHECK("t-cli.count = 5\n", "--count=5 s", "s", NULL);
+	CHECK("t-cli.count = 5\n", "s r", "s", "r", NULL);
+	CHECK("t-cli.count = 5\n", "s -- r", "s", "--", "r", NULL);
+	/* POSIXLY_CORRECT: options end at the first operand. */
+	setenv("POSIXLY_CORRECT", "1", 1);
+	CHECK("t-cli.min-free = 1G\n", "--min-free=1G s --min-free 0", "s", "--min-free", "0",
+	      NULL);
+	unsetenv("POSIXLY_CORRECT");
+	/* An HS_TIMEOUT that does not parse is ignored: the file's applies. */
+	setenv("HS_TIMEOUT", "soon", 1);
+	CHECK("timeout = 9s\n", "--timeout=9s", NULL);
+	unsetenv("HS_TIMEOUT");
 	{
 		/* Only the common settings when asked. */
 		static const char *const a[] = { NULL };
@@ -147,7 +174,7 @@ int main(void)
 		hs_cli_init(&c, "t-cli", 0, "usage: t-cli\n", "");
 		c.config_path = cfg;
 		c.config_common_only = 1;
-		is_int(hs_cli_config_args(&c, SHORTOPTS, longopts, NULL, &argc, &av), 0,
+		is_int(hs_cli_config_args(&c, SHORTOPTS, longopts, NULL, NULL, &argc, &av), 0,
 		       "common only: timeout");
 		is_int(argc, 2, "one setting");
 		is_str(av[1], "--timeout=3s", "as a flag");
@@ -158,7 +185,7 @@ int main(void)
 		c.config_common_only = 1;
 		av = argv;
 		argc = 1;
-		is_int(hs_cli_config_args(&c, SHORTOPTS, longopts, NULL, &argc, &av), EX_CONFIG,
+		is_int(hs_cli_config_args(&c, SHORTOPTS, longopts, NULL, NULL, &argc, &av), EX_CONFIG,
 		       "common only: min-free is no setting");
 		hs_cli_free(&c);
 		(void)a;
