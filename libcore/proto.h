@@ -74,7 +74,7 @@
  *   accepted and raises the seal to its ballot.  An accepted normal run of
  *   epoch E raises the soft seal to E - 1: a newer sequencer's first STORE
  *   fences every older one on that peer.  While the peer's disk is below
- *   its --min-free, an ordinary run (no HOLE, BRIDGE or RECOVERY flag) that
+ *   its --min-free, an ordinary run (no HS_RUN_RECOVERY flag) that
  *   the seal does not refuse is refused with -HS_ENOSPC and nothing is
  *   written (hs-peer.c "NEARLY FULL DISK"; hs-serve then leaves that peer
  *   out of its copysets for a while, libpaxos/seq.c "FULL PEERS").
