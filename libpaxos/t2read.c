@@ -1351,6 +1351,7 @@ int hs_t2_read_pump(struct serve *sv, struct cread *r, const struct hs_t2_out *o
  */
 #define SLOTS_UNKNOWN UINT64_MAX
 #define RES_FOUND 4             /* res_*: *lsn set (HS_T2_WAIT is 1) */
+#define RES_NONE 5              /* an entry callback: stop, nothing found */
 
 static int rd_wait(struct t2rd *d, void *what)
 {
@@ -1534,8 +1535,15 @@ static int man_unit(struct hs_t2 *t, struct t2rd *d, size_t u, const struct hs_m
 	return 0;
 }
 
-/* head+k: see hs_t2_resolve.  Returns RES_FOUND, 0 (k lowered), HS_T2_WAIT or < 0. */
-static int res_head(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t *k, uint64_t *lsn)
+/* One manifest entry of man_walk: a non-zero return ends the walk with it. */
+typedef int (*entry_fn)(struct hs_t2 *t, struct t2rd *d, const struct hs_man_entry *e,
+			uint64_t hi, void *arg);
+
+/* Walk d's manifest in LSN order (the refs' objects, then the loose
+ * entries) over the entries starting at or below hi, calling fn on each.
+ * Returns fn's first non-zero value, 0 at the end, or man_unit's
+ * HS_T2_WAIT or < 0. */
+static int man_walk(struct hs_t2 *t, struct t2rd *d, uint64_t hi, entry_fn fn, void *arg)
 {
 	const struct hs_man *m = &d->lg->man;
 	size_t nu = (size_t)m->nrefs + m->nentries;
@@ -1550,18 +1558,46 @@ static int res_head(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t *k, u
 		if ((rc = man_unit(t, d, u, &es, &n)))
 			return rc;
 		for (uint32_t i = 0; i < n; i++) {
-			uint64_t c;
-
 			if (es[i].first_lsn > hi)
 				return 0;
-			if ((rc = seg_slots(t, d, &es[i], hi, &c)))
+			if ((rc = fn(t, d, &es[i], hi, arg)))
 				return rc;
-			if (*k < c)
-				return (rc = seg_slot_at(t, d, &es[i], hi, *k, lsn)) ? rc : RES_FOUND;
-			*k -= c;
 		}
 	}
 	return 0;
+}
+
+struct res_arg {
+	uint64_t k;   /* head+k: slots still to skip */
+	uint64_t ts;  /* @time */
+	uint64_t lsn; /* the answer with RES_FOUND */
+};
+
+static int head_entry(struct hs_t2 *t, struct t2rd *d, const struct hs_man_entry *e,
+		      uint64_t hi, void *arg)
+{
+	struct res_arg *a = arg;
+	uint64_t c;
+	int rc;
+
+	if ((rc = seg_slots(t, d, e, hi, &c)))
+		return rc;
+	if (a->k < c)
+		return (rc = seg_slot_at(t, d, e, hi, a->k, &a->lsn)) ? rc : RES_FOUND;
+	a->k -= c;
+	return 0;
+}
+
+/* head+k: see hs_t2_resolve.  Returns RES_FOUND, 0 (k lowered), HS_T2_WAIT or < 0. */
+static int res_head(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t *k, uint64_t *lsn)
+{
+	struct res_arg a = { .k = *k };
+	int rc = man_walk(t, d, hi, head_entry, &a);
+
+	*k = a.k;
+	if (rc == RES_FOUND)
+		*lsn = a.lsn;
+	return rc;
 }
 
 /* tail-k where Tier1 holds fewer than k slots: k counts Tier2's from its
@@ -1601,54 +1637,47 @@ static int res_tail(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t k, ui
 	return (rc = seg_slot_at(t, d, first, hi, 0, lsn)) ? rc : RES_FOUND;
 }
 
-/* The first record at or after ts at or below hi (the scan of the @time
- * start filter, without reading it).  Returns RES_FOUND, 0, HS_T2_WAIT. */
-static int res_time(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t ts, uint64_t *lsn)
+static int time_entry(struct hs_t2 *t, struct t2rd *d, const struct hs_man_entry *e,
+		      uint64_t hi, void *arg)
 {
-	const struct hs_man *m = &d->lg->man;
-	size_t nu = (size_t)m->nrefs + m->nentries;
-	int rc;
+	struct res_arg *a = arg;
+	struct t2seg *sg;
 
-	for (size_t u = 0; u < nu; u++) {
-		const struct hs_man_entry *es;
-		uint32_t n;
+	if (!e->records || e->last_ts < a->ts)
+		return 0;
+	sg = seg_get(t, d->lg, e);
+	if (sg->state != S_OK)
+		return rd_wait(d, sg);
+	for (uint32_t bi = sg->nblocks ? seg_find_time(sg, a->ts) : 0; bi < sg->nblocks; bi++) {
+		struct t2blk *b;
 
-		if (u < m->nrefs && (m->refs[u].first_lsn > hi))
-			break;
-		if ((rc = man_unit(t, d, u, &es, &n)))
-			return rc;
-		for (uint32_t i = 0; i < n; i++) {
-			const struct hs_man_entry *e = &es[i];
-			struct t2seg *sg;
-
-			if (e->first_lsn > hi)
-				return 0;
-			if (!e->records || e->last_ts < ts)
-				continue;
-			sg = seg_get(t, d->lg, e);
-			if (sg->state != S_OK)
-				return rd_wait(d, sg);
-			for (uint32_t bi = sg->nblocks ? seg_find_time(sg, ts) : 0; bi < sg->nblocks;
-			     bi++) {
-				struct t2blk *b;
-
-				if (sg->blocks[bi].first_lsn > hi)
-					return 0;
-				b = blk_want(t, sg, bi, 4);
-				if (b->state != S_OK)
-					return rd_wait(d, b);
-				for (uint32_t x = 0; x < b->n; x++) {
-					if (b->ents[x].lsn > hi)
-						return 0;
-					if (!b->ents[x].kind && b->ents[x].ts >= ts) {
-						*lsn = b->ents[x].lsn;
-						return RES_FOUND;
-					}
-				}
+		if (sg->blocks[bi].first_lsn > hi)
+			return RES_NONE;
+		b = blk_want(t, sg, bi, 4);
+		if (b->state != S_OK)
+			return rd_wait(d, b);
+		for (uint32_t x = 0; x < b->n; x++) {
+			if (b->ents[x].lsn > hi)
+				return RES_NONE;
+			if (!b->ents[x].kind && b->ents[x].ts >= a->ts) {
+				a->lsn = b->ents[x].lsn;
+				return RES_FOUND;
 			}
 		}
 	}
 	return 0;
+}
+
+/* The first record at or after ts at or below hi (the scan of the @time
+ * start filter, without reading it).  Returns RES_FOUND, 0, HS_T2_WAIT. */
+static int res_time(struct hs_t2 *t, struct t2rd *d, uint64_t hi, uint64_t ts, uint64_t *lsn)
+{
+	struct res_arg a = { .ts = ts };
+	int rc = man_walk(t, d, hi, time_entry, &a);
+
+	if (rc == RES_FOUND)
+		*lsn = a.lsn;
+	return rc == RES_NONE ? 0 : rc;
 }
 
 int hs_t2_resolve(struct serve *sv, struct cread *r, struct hs_pos *p, uint64_t *lsn,
